@@ -1,0 +1,1 @@
+"""InitPipeline: Pods whose start-up is a pipeline of generated init containers."""
