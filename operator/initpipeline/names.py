@@ -1,0 +1,27 @@
+"""Names shared by the Pods the operator renders and the code that reads them back."""
+
+from typing import Final
+
+from initpipeline.spec import GROUP, RESERVED_PREFIX
+
+# Labels on every generated Pod: which pipeline, which spec revision, which replica.
+PIPELINE_LABEL: Final = f"{GROUP}/pipeline"
+SPEC_HASH_LABEL: Final = f"{GROUP}/spec-hash"
+REPLICA_LABEL: Final = f"{GROUP}/replica"
+
+# The operator's signal to a Pod: the comma-separated names of the wait steps whose
+# API-side targets (service, job, resource) hold. Projected into the wait containers
+# through a downward API volume, so Pods need no RBAC (as Tekton does).
+RELEASED_ANNOTATION: Final = f"{GROUP}/released"
+SIGNAL_VOLUME: Final = f"{RESERVED_PREFIX}signal"
+SIGNAL_DIR: Final = "/var/run/initpipeline"
+SIGNAL_FILE: Final = "released"
+
+# copyAssets runs the assets image with a static busybox that this container copies in,
+# so images without a shell or cp work too.
+TOOLS_CONTAINER: Final = f"{RESERVED_PREFIX}tools"
+TOOLS_VOLUME: Final = f"{RESERVED_PREFIX}tools"
+TOOLS_DIR: Final = "/var/run/initpipeline-tools"
+
+# Exit code of a wait step whose timeoutSeconds ran out (status reason WaitTimeout).
+WAIT_TIMEOUT_EXIT_CODE: Final = 124
