@@ -1,0 +1,78 @@
+"""Prometheus metrics: step durations by type and outcome, pipelines by state."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry()
+
+STEP_DURATION = Histogram(
+    "initpipeline_step_duration_seconds",
+    "Time from a step's start to its end, by step type and outcome.",
+    ["type", "outcome"],
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+    registry=REGISTRY,
+)
+PIPELINES = Gauge(
+    "initpipeline_pipelines",
+    "InitPipelines by the reason of their Ready condition.",
+    ["state"],
+    registry=REGISTRY,
+)
+
+_FINAL_STATES = {"Succeeded", "Failed"}
+_state_of: dict[tuple[str, str], str] = {}
+
+
+def serve(port: int) -> None:
+    start_http_server(port, registry=REGISTRY)
+
+
+def _ready_reason(status: Mapping[str, Any]) -> str:
+    for condition in status.get("conditions", []):
+        if condition.get("type") == "Ready":
+            return str(condition.get("reason", "Unknown"))
+    return "Unknown"
+
+
+def _seconds(step: Mapping[str, Any]) -> float | None:
+    try:
+        started = datetime.fromisoformat(step["startedAt"])
+        finished = datetime.fromisoformat(step["finishedAt"])
+    except (KeyError, ValueError):
+        return None
+    return (finished - started).total_seconds()
+
+
+def observe(
+    namespace: str, name: str, previous: Mapping[str, Any], status: Mapping[str, Any]
+) -> None:
+    """Record what changed between two statuses of one pipeline."""
+    before = {step["name"]: step.get("state") for step in previous.get("steps", [])}
+    for step in status.get("steps", []):
+        state = step.get("state")
+        if state in _FINAL_STATES and before.get(step["name"]) != state:
+            seconds = _seconds(step)
+            if seconds is not None:
+                STEP_DURATION.labels(step["type"], state.lower()).observe(seconds)
+    _state_of[(namespace, name)] = _ready_reason(status)
+    _publish()
+
+
+def forget(namespace: str, name: str) -> None:
+    """A deleted pipeline no longer counts."""
+    _state_of.pop((namespace, name), None)
+    _publish()
+
+
+def _publish() -> None:
+    counts = Counter(_state_of.values())
+    for state in list(PIPELINES._metrics):  # states that dropped to zero
+        PIPELINES.labels(*state).set(0)
+    for state, count in counts.items():
+        PIPELINES.labels(state).set(count)
