@@ -1,0 +1,104 @@
+"""Parsing refuses bad specs with one message that names the field to fix."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from initpipeline.spec import InvalidSpec, StepType, TargetKind, parse_pipeline
+
+pytestmark = pytest.mark.unit
+
+EXAMPLE = yaml.safe_load((Path(__file__).parents[1] / "data" / "api-example.yaml").read_text())
+
+
+def test_the_api_example_parses_with_every_step_type() -> None:
+    pipeline = parse_pipeline(EXAMPLE)
+    assert (pipeline.name, pipeline.namespace) == ("shop-web", "shop")
+    assert [s.type for s in pipeline.spec.steps] == list(StepType)
+    assert [t.kind for t in pipeline.spec.steps[0].targets] == list(TargetKind)
+    assert pipeline.spec.replicas == 1
+    assert pipeline.spec.restart_policy == "Always"
+
+
+def steps(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return body["spec"]["steps"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        (
+            lambda b: steps(b)[1]["download"].update(url="ftp://x"),
+            "spec.steps[1].download.url",
+            "http:// or https://",
+        ),
+        (
+            lambda b: steps(b)[0]["waitFor"][1].update(port=3),
+            "spec.steps[0].waitFor[1]",
+            "port is only allowed with service",
+        ),
+        (
+            lambda b: steps(b)[0]["waitFor"][1].update(dns="x"),
+            "spec.steps[0].waitFor[1]",
+            "exactly one of",
+        ),
+        (
+            lambda b: steps(b)[0]["waitFor"][1].update(tcp="mysql"),
+            "spec.steps[0].waitFor[1].tcp",
+            "host:port",
+        ),
+        (
+            lambda b: steps(b)[2].update(run={"image": "x"}),
+            "spec.steps[2]",
+            "exactly one of waitFor",
+        ),
+        (
+            lambda b: steps(b)[3]["prepareVolume"].update(mode="999"),
+            "spec.steps[3].prepareVolume.mode",
+            "octal",
+        ),
+        (
+            lambda b: steps(b)[1]["download"].update(path="../etc/passwd"),
+            "spec.steps[1].download.path",
+            "without '..'",
+        ),
+        (
+            lambda b: steps(b)[4]["run"].update(name="x"),
+            "spec.steps[4].run",
+            "step name is the container name",
+        ),
+        (
+            lambda b: steps(b).append({"name": "web", "run": {"image": "x"}}),
+            "spec.steps[6].name",
+            "already used",
+        ),
+        (
+            lambda b: steps(b).append({"name": "site", "run": {"image": "x"}}),
+            "spec.steps[6].name",
+            "already used",
+        ),
+        (lambda b: steps(b)[0].update(name="initpipeline-x"), "spec.steps[0].name", "reserved"),
+        (lambda b: steps(b)[0].update(name="Bad_Name"), "spec.steps[0].name", "DNS-1123"),
+        (
+            lambda b: b["spec"]["template"]["spec"].update(initContainers=[{"name": "i"}]),
+            "spec.template",
+            "use steps",
+        ),
+        (lambda b: b["spec"].update(replicas=-1), "spec.replicas", "greater than or equal to 0"),
+    ],
+)
+def test_invalid_specs_name_the_field(
+    change: Callable[[dict[str, Any]], None], field: str, message: str
+) -> None:
+    body = copy.deepcopy(EXAMPLE)
+    change(body)
+    with pytest.raises(InvalidSpec) as raised:
+        parse_pipeline(body)
+    assert raised.value.field == field
+    assert message in raised.value.message
