@@ -1,0 +1,73 @@
+"""`initpipeline run` (the operator) and `initpipeline render -f FILE` (offline Pod manifests)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from initpipeline.render import render_pods
+from initpipeline.settings import Settings, SettingsError
+from initpipeline.spec import API_VERSION, KIND, InvalidSpec, parse_pipeline
+
+
+def render(path: str, step_image: str) -> str:
+    """YAML of the Pods the operator would create for every InitPipeline in the file."""
+    with open(sys.stdin.fileno() if path == "-" else path, encoding="utf-8") as stream:
+        documents = [doc for doc in yaml.safe_load_all(stream) if doc]
+    pipelines = [
+        parse_pipeline(doc)
+        for doc in documents
+        if doc.get("apiVersion") == API_VERSION and doc.get("kind") == KIND
+    ]
+    if not pipelines:
+        raise InvalidSpec("kind", f"no {KIND} ({API_VERSION}) found in {path}")
+    pods: list[dict[str, Any]] = [pod for p in pipelines for pod in render_pods(p, step_image)]
+    return yaml.safe_dump_all(pods, sort_keys=False)
+
+
+def run(settings: Settings) -> None:
+    import kopf
+
+    from initpipeline import handlers  # noqa: F401  (importing registers the handlers)
+
+    kopf.configure(
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
+    )
+    logging.getLogger().setLevel(settings.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API request otherwise
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=settings.liveness_endpoint,
+        )
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="initpipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the operator (settings from INITPIPELINE_* variables)")
+    render_parser = commands.add_parser("render", help="print the Pods for an InitPipeline file")
+    render_parser.add_argument("-f", "--filename", required=True, help="YAML file, or - for stdin")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "render":
+            sys.stdout.write(render(args.filename, settings.step_image))
+        else:
+            run(settings)
+    except (InvalidSpec, SettingsError, OSError, yaml.YAMLError) as error:
+        print(f"initpipeline: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

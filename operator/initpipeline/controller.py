@@ -1,0 +1,215 @@
+"""The reconcile loop of each InitPipeline: Pods, releases, status and events.
+
+Each InitPipeline seen in Kopf's watch gets one asyncio task. It reconciles, then sleeps until
+something relevant happens (the CR, one of its Pods or a dependency changed) or the resync
+period passes. (Not a Kopf daemon: daemons need a finalizer on the CR, which would block
+`kubectl delete` whenever the operator is down.) Every decision is made by the pure modules; this one only does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from initpipeline import deps, metrics
+from initpipeline.cache import WatchCache
+from initpipeline.deps import Watched
+from initpipeline.kube import PODS, ApiError, Kube, Obj, Resource
+from initpipeline.plan import current_pods, plan_pods, release_value
+from initpipeline.render import spec_hash
+from initpipeline.settings import Settings
+from initpipeline.spec import API_VERSION, KIND, PLURAL, InvalidSpec, Pipeline, parse_pipeline
+from initpipeline.status import Problems, derive_status, step_events, wait_report
+from initpipeline.names import RELEASED_ANNOTATION
+
+log = logging.getLogger(__name__)
+
+PIPELINES = Resource(API_VERSION, KIND, PLURAL, namespaced=True)
+MINIMUM_VERSION = (1, 29)
+# A pipeline with nothing in progress is still looked at now and then.
+IDLE_RESYNC_SECONDS = 300.0
+# Lines of a running wait container's log read to tell users why it waits.
+WAIT_LOG_LINES = 20
+
+Key = tuple[str, str]
+
+
+class Controller:
+    def __init__(self, kube: Kube, settings: Settings, unsupported_cluster: str | None) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.unsupported_cluster = unsupported_cluster
+        self.cache = WatchCache(kube, self._dependency_changed)
+        self._bodies: dict[Key, Mapping[str, Any]] = {}
+        self._loops: dict[Key, asyncio.Task[None]] = {}
+        self._wakers: dict[Key, asyncio.Event] = {}
+        self._depends_on: dict[Key, set[Watched]] = {}
+
+    @classmethod
+    async def start(cls, kube: Kube, settings: Settings) -> Controller:
+        major, minor = await kube.server_version()
+        unsupported = None
+        if (major, minor) < MINIMUM_VERSION:
+            unsupported = (
+                f"Kubernetes {major}.{minor} is too old: InitPipeline needs "
+                f"{MINIMUM_VERSION[0]}.{MINIMUM_VERSION[1]} or newer (native sidecars)"
+            )
+            log.error("%s; pipelines will report Stalled/UnsupportedCluster", unsupported)
+        return cls(kube, settings, unsupported)
+
+    async def close(self) -> None:
+        for loop in self._loops.values():
+            loop.cancel()
+        await asyncio.gather(*self._loops.values(), return_exceptions=True)
+        await self.cache.close()
+        await self.kube.close()
+
+    def wake(self, namespace: str, name: str) -> None:
+        waker = self._wakers.get((namespace, name))
+        if waker is not None:
+            waker.set()
+
+    def _dependency_changed(self, watched: Watched) -> None:
+        for key, depends_on in self._depends_on.items():
+            if watched in depends_on:
+                self.wake(*key)
+
+    def observe(self, body: Mapping[str, Any], pods: Callable[[], Sequence[Obj]]) -> None:
+        """Follow this InitPipeline (seen in a watch event): start its loop or wake it."""
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        self._bodies[key] = body
+        if key not in self._loops:
+            self._wakers[key] = asyncio.Event()
+            self._loops[key] = asyncio.create_task(self._follow(key, pods), name=f"follow {key}")
+        self.wake(*key)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The InitPipeline is gone; its Pods go with it (ownerReferences)."""
+        key = (namespace, name)
+        loop = self._loops.pop(key, None)
+        if loop is not None:
+            loop.cancel()
+        for table in (self._bodies, self._wakers, self._depends_on):
+            table.pop(key, None)  # type: ignore[attr-defined]
+        metrics.forget(namespace, name)
+
+    async def _follow(self, key: Key, pods: Callable[[], Sequence[Obj]]) -> None:
+        waker = self._wakers[key]
+        while key in self._bodies:
+            waker.clear()
+            try:
+                delay = await self.reconcile(self._bodies[key], pods())
+            except ApiError as error:
+                log.warning("reconciling %s/%s failed, will retry: %s", *key, error)
+                delay = self.settings.resync_seconds
+            except Exception:
+                log.exception("reconciling %s/%s failed, will retry", *key)
+                delay = self.settings.resync_seconds
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waker.wait(), timeout=delay)
+
+    async def reconcile(self, body: Mapping[str, Any], pods: Sequence[Obj]) -> float:
+        """One pass; returns how long until the next pass if nothing wakes us."""
+        previous = body.get("status") or {}
+        try:
+            pipeline = parse_pipeline(dict(body))
+        except InvalidSpec as error:
+            problems = Problems(invalid_spec=str(error))
+            await self._write_status(body, previous, derive_status(
+                _unparsed(body), pods, {}, previous, _now(), problems=problems))
+            return IDLE_RESYNC_SECONDS
+        problems = Problems(unsupported_cluster=self.unsupported_cluster)
+        if self.unsupported_cluster is None:
+            problems = Problems(creation_error=await self._converge_pods(pipeline, pods))
+        key = (pipeline.namespace, pipeline.name)
+        self._depends_on[key] = deps.watches_for(pipeline)
+        self.cache.ensure(self._depends_on[key])
+        waiting = deps.api_waiting(pipeline, self.cache)
+        current = current_pods(pipeline, pods)
+        await self._release(pipeline, current, waiting)
+        status = derive_status(pipeline, current, waiting, previous, _now(), problems=problems)
+        reports = await self._wait_reports(pipeline, current, status)
+        if reports:
+            status = derive_status(
+                pipeline, current, waiting, previous, _now(), problems=problems, wait_reports=reports
+            )
+        await self._write_status(body, previous, status)
+        busy = status.get("currentStep") or not _condition_true(status, "Ready")
+        return self.settings.resync_seconds if busy else IDLE_RESYNC_SECONDS
+
+    async def _converge_pods(self, pipeline: Pipeline, pods: Sequence[Obj]) -> str | None:
+        """Create and delete Pods; the API server's refusal of a Pod, if any."""
+        plan = plan_pods(pipeline, pods, self.settings.step_image)
+        for pod in plan.delete:
+            meta = pod["metadata"]
+            await self.kube.delete(PODS.path(meta["namespace"], meta["name"]), uid=meta["uid"])
+        for manifest in plan.create:
+            try:
+                await self.kube.create(PODS.path(pipeline.namespace), manifest)
+            except ApiError as error:
+                if error.status >= 500:
+                    raise
+                return f"pod {manifest['metadata']['name']}: {error.message}"
+        return None
+
+    async def _release(
+        self, pipeline: Pipeline, pods: Sequence[Obj], waiting: Mapping[str, Sequence[str]]
+    ) -> None:
+        for pod in pods:
+            value = release_value(pipeline, pod, waiting)
+            if value is not None:
+                path = PODS.path(pipeline.namespace, pod["metadata"]["name"])
+                await self.kube.merge_patch(
+                    path, {"metadata": {"annotations": {RELEASED_ANNOTATION: value}}}
+                )
+
+    async def _wait_reports(
+        self, pipeline: Pipeline, pods: Sequence[Obj], status: Mapping[str, Any]
+    ) -> dict[tuple[str, str], str]:
+        """What running wait containers last printed about the targets they wait on."""
+        waiting_steps = {
+            step["name"]
+            for step in status.get("steps", [])
+            if step.get("type") == "WaitFor" and step.get("state") == "Running"
+        }
+        reports = {}
+        for pod in status.get("pods", []):
+            step = pod.get("currentStep")
+            if step in waiting_steps:
+                text = await self.kube.pod_log(pipeline.namespace, pod["name"], step, WAIT_LOG_LINES)
+                report = wait_report(text)
+                if report:
+                    reports[(pod["name"], step)] = report
+        return reports
+
+    async def _write_status(
+        self, body: Mapping[str, Any], previous: Mapping[str, Any], status: dict[str, Any]
+    ) -> None:
+        if status == previous:
+            return
+        meta = body["metadata"]
+        # A merge patch keeps keys it does not mention: clear the ones that went away.
+        patch = {**{key: None for key in previous if key not in status}, **status}
+        path = PIPELINES.path(meta["namespace"], meta["name"], "status")
+        await self.kube.merge_patch(path, {"status": patch})
+        metrics.observe(meta["namespace"], meta["name"], previous, status)
+        for event in step_events(previous, status):
+            await self.kube.post_event(dict(body), event.type, event.reason, event.message)
+
+
+def _unparsed(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    return body
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _condition_true(status: Mapping[str, Any], type_: str) -> bool:
+    return any(
+        c.get("type") == type_ and c.get("status") == "True" for c in status.get("conditions", [])
+    )

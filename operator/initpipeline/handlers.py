@@ -1,0 +1,77 @@
+"""Kopf glue: watch InitPipelines and their Pods, hand everything to the Controller."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from initpipeline import metrics
+from initpipeline.controller import Controller
+from initpipeline.kube import Kube
+from initpipeline.names import PIPELINE_LABEL
+from initpipeline.settings import Settings
+from initpipeline.spec import GROUP, PLURAL, VERSION
+
+PIPELINE = (GROUP, VERSION, PLURAL)
+OWNED_PODS = {"labels": {PIPELINE_LABEL: kopf.PRESENT}}
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Kopf's own bookkeeping under the project's prefix, and watches that cannot stall."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Without these a silently dropped watch connection is never noticed (kopf#1120).
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.posting.level = logging.WARNING
+    settings.peering.standalone = True
+    # Kopf needs no access to CRDs or namespaces: the watched namespaces are fixed at start-up.
+    settings.scanning.disabled = True
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
+    operator_settings = Settings.from_env()
+    memo.controller = await Controller.start(Kube.from_environment(), operator_settings)
+    if operator_settings.metrics_port:
+        metrics.serve(operator_settings.metrics_port)
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo.controller.close()
+
+
+@kopf.index("pods", **OWNED_PODS)  # type: ignore[arg-type]
+def pipeline_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, labels[PIPELINE_LABEL]): dict(body)}
+
+
+@kopf.on.event("pods", **OWNED_PODS)  # type: ignore[arg-type]
+def pod_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    memo.controller.wake(namespace, labels[PIPELINE_LABEL])
+
+
+@kopf.on.event(*PIPELINE)
+def pipeline_changed(
+    type: str | None,
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    memo: kopf.Memo,
+    pipeline_pods: kopf.Index[tuple[str, str], dict[str, Any]],
+    **_: Any,
+) -> None:
+    controller: Controller = memo.controller
+    if type == "DELETED":
+        controller.forget(namespace, name)
+    else:
+        key = (namespace, name)
+        controller.observe(dict(body), lambda: list(pipeline_pods.get(key, [])))

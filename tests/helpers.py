@@ -1,0 +1,55 @@
+"""Helpers shared by the cluster tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
+
+from kopf.testing import KopfRunner
+
+T = TypeVar("T")
+
+
+class Kubectl(Protocol):
+    def __call__(
+        self, *args: str, namespace: str | None = None, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.5) -> T:
+    """The first truthy value of `check()`; fails with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout:.0f}s")
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def operator_running(kubeconfig: str, **env: str) -> Iterator[KopfRunner]:
+    """The operator in this process (Kopf's test runner), on the test cluster."""
+    settings = {"KUBECONFIG": kubeconfig, "INITPIPELINE_METRICS_PORT": "0",
+                "INITPIPELINE_RESYNC_SECONDS": "2", **env}  # fmt: skip
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    args = ["run", "--all-namespaces", "--standalone", "-m", "initpipeline.handlers"]
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            yield runner
+        assert runner.exit_code == 0, runner.output
+        assert runner.exception is None, runner.exception
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+

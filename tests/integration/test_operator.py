@@ -1,0 +1,274 @@
+"""The operator against a real API server (no node needed: Pod statuses are written the way
+the kubelet writes them, through the Pod status subresource)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import Kubectl, eventually, operator_running
+
+pytestmark = pytest.mark.integration
+
+PIPELINE = """
+apiVersion: initpipeline.io/v1alpha1
+kind: InitPipeline
+metadata:
+  name: web
+spec:
+  replicas: 1
+  steps:
+    - name: wait-db
+      waitFor:
+        - service: mydb
+        - tcp: mydb:5432
+    - name: fetch
+      download: {url: "http://config/app.conf", volume: config, path: app.conf}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: app
+          image: docker.io/library/busybox:1.36.1
+          command: ["sleep", "3600"]
+"""
+
+
+def apply(kubectl: Kubectl, namespace: str, manifest: str | dict[str, Any]) -> None:
+    text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+    kubectl("apply", "-f", "-", namespace=namespace, input=text)
+
+
+def get(kubectl: Kubectl, namespace: str, *what: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(kubectl("get", *what, "-o", "json", namespace=namespace).stdout)
+    return result
+
+
+def pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = get(kubectl, namespace, "pods")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def status(kubectl: Kubectl, namespace: str, name: str = "web") -> dict[str, Any]:
+    return get(kubectl, namespace, "initpipeline", name).get("status") or {}
+
+
+def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
+
+
+def set_pod_status(kubectl: Kubectl, namespace: str, pod: str, pod_status: dict[str, Any]) -> None:
+    """Write a Pod status as the kubelet would (it owns the status subresource)."""
+    kubectl(
+        "patch", "pod", pod, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": pod_status}), namespace=namespace,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def operator(kubeconfig: str) -> Iterator[None]:
+    with operator_running(kubeconfig):
+        yield
+
+
+def test_pipeline_becomes_a_pod_with_one_init_container_per_step(
+    operator: None, kubectl: Kubectl, namespace: str
+) -> None:
+    apply(kubectl, namespace, PIPELINE)
+    [pod] = eventually(lambda: pods(kubectl, namespace) or None)
+    owner = pod["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("InitPipeline", "web", True)
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["wait-db", "fetch"]
+    assert pod["metadata"]["labels"]["app"] == "web"
+    assert pod["metadata"]["labels"]["initpipeline.io/pipeline"] == "web"
+    st = eventually(lambda: status(kubectl, namespace) or None)
+    assert st["progress"] == "0/2"
+    assert st["currentStep"] == "wait-db"
+    assert [s["name"] for s in st["steps"]] == ["wait-db", "fetch"]
+    assert condition(st, "Ready")["status"] == "False"
+    assert condition(st, "Reconciling")["status"] == "True"
+    assert condition(st, "Stalled")["status"] == "False"
+
+
+def test_service_target_is_released_once_it_has_ready_endpoints(
+    operator: None, kubectl: Kubectl, namespace: str
+) -> None:
+    apply(kubectl, namespace, PIPELINE)
+    [pod] = eventually(lambda: pods(kubectl, namespace) or None)
+    waiting = eventually(lambda: _waiting_on(kubectl, namespace))
+    assert "service mydb: service does not exist" in waiting
+    apply(kubectl, namespace, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "mydb"},
+        "spec": {"ports": [{"port": 5432}], "selector": {"app": "mydb"}},
+    })  # fmt: skip
+    eventually(lambda: "service mydb: no ready endpoints" in _waiting_on(kubectl, namespace))
+    annotations = get(kubectl, namespace, "pod", pod["metadata"]["name"])["metadata"]
+    assert "initpipeline.io/released" not in (annotations.get("annotations") or {})
+    apply(kubectl, namespace, {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "mydb-manual", "labels": {"kubernetes.io/service-name": "mydb"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.88.0.42"], "conditions": {"ready": True}}],
+        "ports": [{"port": 5432, "protocol": "TCP"}],
+    })  # fmt: skip
+    released = eventually(
+        lambda: (get(kubectl, namespace, "pod", pod["metadata"]["name"])["metadata"]
+                 .get("annotations", {}).get("initpipeline.io/released"))
+    )  # fmt: skip
+    assert released == "wait-db"
+
+
+def _waiting_on(kubectl: Kubectl, namespace: str) -> list[str]:
+    steps = status(kubectl, namespace).get("steps") or [{}]
+    return list(steps[0].get("waitingOn") or [])
+
+
+def _init_status(name: str, state: dict[str, Any], restarts: int = 0) -> dict[str, Any]:
+    return {
+        "name": name, "image": "docker.io/library/busybox:1.36.1", "imageID": "",
+        "ready": False, "restartCount": restarts, "started": "running" in state,
+        "state": state, "lastState": {},
+    }  # fmt: skip
+
+
+def test_status_follows_the_pod_as_the_kubelet_reports_it(
+    operator: None, kubectl: Kubectl, namespace: str
+) -> None:
+    apply(kubectl, namespace, PIPELINE)
+    [pod] = eventually(lambda: pods(kubectl, namespace) or None)
+    name = pod["metadata"]["name"]
+    finished = {"terminated": {
+        "exitCode": 0, "reason": "Completed", "message": "mydb:5432 reachable after 3s",
+        "startedAt": "2026-11-25T10:00:01Z", "finishedAt": "2026-11-25T10:00:04Z",
+    }}  # fmt: skip
+    set_pod_status(kubectl, namespace, name, {
+        "phase": "Pending",
+        "conditions": [{"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized"}],
+        "initContainerStatuses": [
+            _init_status("wait-db", finished),
+            _init_status("fetch", {"running": {"startedAt": "2026-11-25T10:00:05Z"}}),
+        ],
+    })  # fmt: skip
+    st = eventually(lambda: (s := status(kubectl, namespace)).get("progress") == "1/2" and s)
+    assert st["currentStep"] == "fetch"
+    first, second = st["steps"]
+    assert (first["state"], first["exitCode"], first["message"]) == (
+        "Succeeded", 0, "mydb:5432 reachable after 3s"
+    )
+    assert second["state"] == "Running"
+    assert condition(st, "Ready")["reason"] == "Initializing"
+    events = get(kubectl, namespace, "events", "--field-selector", "involvedObject.name=web")
+    reasons = {e["reason"] for e in events["items"]}
+    assert {"StepSucceeded", "StepStarted"} <= reasons
+
+
+def test_failed_step_under_never_stalls_with_exit_code_and_message(
+    operator: None, kubectl: Kubectl, namespace: str
+) -> None:
+    body = yaml.safe_load(PIPELINE)
+    body["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    apply(kubectl, namespace, body)
+    [pod] = eventually(lambda: pods(kubectl, namespace) or None)
+    set_pod_status(kubectl, namespace, pod["metadata"]["name"], {
+        "phase": "Failed",
+        "initContainerStatuses": [_init_status("wait-db", {"terminated": {
+            "exitCode": 1, "reason": "Error", "message": "mydb:5432 unreachable",
+            "startedAt": "2026-11-25T10:00:01Z", "finishedAt": "2026-11-25T10:00:04Z",
+        }})],
+    })  # fmt: skip
+    st = eventually(lambda: condition(s := status(kubectl, namespace), "Stalled").get("status") == "True" and s)
+    assert condition(st, "Ready")["reason"] == "StepFailed"
+    assert st["steps"][0]["exitCode"] == 1
+    assert "mydb:5432 unreachable" in st["steps"][0]["message"]
+    assert condition(st, "Reconciling")["status"] == "False"
+
+
+def test_deleted_pod_is_recreated_and_spec_change_replaces_pods(
+    operator: None, kubectl: Kubectl, namespace: str
+) -> None:
+    apply(kubectl, namespace, PIPELINE)
+    [pod] = eventually(lambda: pods(kubectl, namespace) or None)
+    kubectl("delete", "pod", pod["metadata"]["name"], "--wait=false", namespace=namespace)
+    [again] = eventually(
+        lambda: [p for p in pods(kubectl, namespace) if p["metadata"]["uid"] != pod["metadata"]["uid"]] or None
+    )  # fmt: skip
+    assert again["metadata"]["name"] == pod["metadata"]["name"]
+    body = yaml.safe_load(PIPELINE)
+    body["spec"]["steps"][1]["download"]["url"] = "http://config/other.conf"
+    apply(kubectl, namespace, body)
+    [replaced] = eventually(
+        lambda: [p for p in pods(kubectl, namespace) if p["metadata"]["name"] != pod["metadata"]["name"]] or None
+    )  # fmt: skip
+    eventually(lambda: [p["metadata"]["name"] for p in pods(kubectl, namespace)] == [replaced["metadata"]["name"]])
+    assert eventually(lambda: status(kubectl, namespace)["observedGeneration"] == 2)
+
+
+def test_replicas_suspend_and_scale(operator: None, kubectl: Kubectl, namespace: str) -> None:
+    body = yaml.safe_load(PIPELINE)
+    body["spec"]["replicas"] = 2
+    apply(kubectl, namespace, body)
+    names = eventually(lambda: len(p := pods(kubectl, namespace)) == 2 and sorted(x["metadata"]["name"] for x in p))
+    assert [n.rsplit("-", 1)[1] for n in names] == ["0", "1"]
+    kubectl("patch", "ipl", "web", "--type=merge", "-p", '{"spec":{"suspend":true}}', namespace=namespace)
+    eventually(lambda: pods(kubectl, namespace) == [])
+    st = eventually(lambda: condition(s := status(kubectl, namespace), "Ready").get("reason") == "Suspended" and s)
+    assert condition(st, "Stalled")["status"] == "False"
+    kubectl("patch", "ipl", "web", "--type=merge", "-p", '{"spec":{"suspend":false}}', namespace=namespace)
+    kubectl("scale", "ipl", "web", "--replicas=1", namespace=namespace)
+    eventually(lambda: len(pods(kubectl, namespace)) == 1)
+
+
+def test_restarted_operator_resumes_without_duplicating_pods(
+    kubeconfig: str, kubectl: Kubectl, namespace: str
+) -> None:
+    with operator_running(kubeconfig):
+        apply(kubectl, namespace, PIPELINE)
+        [pod] = eventually(lambda: pods(kubectl, namespace) or None)
+        eventually(lambda: status(kubectl, namespace).get("progress"))
+    with operator_running(kubeconfig):
+        kubectl("annotate", "ipl", "web", "touched=yes", namespace=namespace)
+        eventually(lambda: status(kubectl, namespace).get("observedGeneration") == 1)
+        current = pods(kubectl, namespace)
+    assert [p["metadata"]["uid"] for p in current] == [pod["metadata"]["uid"]]
+    cr = get(kubectl, namespace, "ipl", "web")
+    assert not cr["metadata"].get("finalizers")
+    bookkeeping = [k for k in cr["metadata"].get("annotations", {}) if "kopf" in k]
+    assert bookkeeping == []
+    assert not [k for k in pod["metadata"].get("annotations") or {} if "kopf" in k]
+
+
+def test_pod_the_api_server_refuses_stalls_with_pod_creation_failed(
+    operator: None, kubectl: Kubectl, namespace: str
+) -> None:
+    body = yaml.safe_load(PIPELINE)
+    body["spec"]["steps"].append({"name": "migrate", "run": {"image": "app:1", "resources": {"limits": {"cpu": "lots"}}}})
+    apply(kubectl, namespace, body)
+    st = eventually(lambda: condition(s := status(kubectl, namespace), "Ready").get("reason") == "PodCreationFailed" and s)
+    assert condition(st, "Stalled")["status"] == "True"
+    assert "cpu" in condition(st, "Ready")["message"]
+    assert pods(kubectl, namespace) == []
+
+
+def test_deleting_the_pipeline_garbage_collects_its_pods(
+    operator: None, kubectl: Kubectl, namespace: str
+) -> None:
+    apply(kubectl, namespace, PIPELINE)
+    eventually(lambda: pods(kubectl, namespace) or None)
+    kubectl("delete", "ipl", "web", "--wait=true", namespace=namespace)
+    eventually(lambda: pods(kubectl, namespace) == [], timeout=90)
+
+
+def test_printer_columns(operator: None, kubectl: Kubectl, namespace: str) -> None:
+    apply(kubectl, namespace, PIPELINE)
+    eventually(lambda: status(kubectl, namespace).get("currentStep"))
+    lines = kubectl("get", "ipl", namespace=namespace).stdout.splitlines()
+    assert lines[0].split() == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE"]
+    assert lines[1].split()[:5] == ["web", "0/1", "0/2", "WaitingForDependency", "wait-db"]
+    wide = kubectl("get", "ipl", "-o", "wide", namespace=namespace).stdout.splitlines()
+    assert wide[0].split()[6:8] == ["POD", "MESSAGE"]
+
