@@ -382,10 +382,14 @@ def _what(step: Step) -> str:
     return _WHAT[step.type].format(step=step, image=image, n=len(step.targets))
 
 
-def _failure_message(label: str, view: _StepView, waiting_on: Sequence[str]) -> str:
+def _failure_message(label: str, step: Step, view: _StepView, waiting_on: Sequence[str]) -> str:
     if view.reason == Reason.WAIT_TIMEOUT:
-        unmet = view.message or "; ".join(waiting_on)
-        text = f"{label}: timed out" + (f" waiting for {unmet}" if unmet else "")
+        if view.message and view.message.lower().startswith("timed out"):
+            text = f"{label}: {view.message}"
+        else:
+            after = f" after {step.timeout_seconds}s" if step.timeout_seconds else ""
+            unmet = view.message or "; ".join(waiting_on)
+            text = f"{label}: timed out{after}" + (f" waiting for {unmet}" if unmet else "")
     else:
         text = f"{label}: exit code {view.exit_code} ({view.reason})"
         if view.message:
@@ -432,7 +436,9 @@ def _verdict(
         final = rep.phase == "Failed" or (
             spec.restart_policy == "Never" and step.type is not StepType.SIDECAR
         )
-        return _Verdict(False, reason, _failure_message(label, view, waiting_on), stalled=final)
+        return _Verdict(
+            False, reason, _failure_message(label, step, view, waiting_on), stalled=final
+        )
 
     for pod in current:
         if pod.phase == "Failed":

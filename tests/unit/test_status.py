@@ -1,0 +1,850 @@
+"""The status a user sees, derived from Pods shaped exactly like the kubelet writes them.
+
+The Pods under tests/unit/pods/ are the api-example pipeline's Pod at moments of its life
+(see tests/unit/pods/README.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from initpipeline.names import SPEC_HASH_LABEL, TOOLS_CONTAINER
+from initpipeline.spec import Pipeline, parse_pipeline
+from initpipeline.status import (
+    MAX_MESSAGE,
+    Problems,
+    StepEvent,
+    derive_status,
+    one_line,
+    status_changed,
+    step_events,
+    unparsed_status,
+    wait_report,
+)
+
+pytestmark = pytest.mark.unit
+
+PODS = Path(__file__).parent / "pods"
+EXAMPLE = Path(__file__).parents[1] / "data" / "api-example.yaml"
+HASH = "7c9f2"
+NOW = datetime(2026, 11, 25, 10, 6, 0, tzinfo=UTC)
+LATER = NOW + timedelta(minutes=5)
+STEP_NAMES = ["wait-deps", "fetch-config", "site", "data-dir", "migrate", "log-shipper"]
+
+
+def example_body(**spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    body["metadata"]["generation"] = 4
+    restart_policy = spec.pop("restartPolicy", None)
+    if restart_policy:
+        body["spec"]["template"]["spec"]["restartPolicy"] = restart_policy
+    body["spec"].update(spec)
+    return body
+
+
+def pipeline(**spec: Any) -> Pipeline:
+    return parse_pipeline(example_body(**spec))
+
+
+def recorded(name: str, *, pod_name: str | None = None, spec_hash: str | None = None) -> Any:
+    pod = json.loads((PODS / f"{name}.json").read_text())
+    if pod_name:
+        pod["metadata"]["name"] = pod_name
+    if spec_hash:
+        pod["metadata"]["labels"][SPEC_HASH_LABEL] = spec_hash
+    return pod
+
+
+def derive(
+    pipe: Pipeline,
+    pods: list[Any],
+    *,
+    api_waiting: Mapping[str, list[str]] | None = None,
+    previous: Mapping[str, Any] | None = None,
+    now: datetime = NOW,
+    wait_reports: Mapping[tuple[str, str], str] | None = None,
+    problems: Problems | None = None,
+) -> dict[str, Any]:
+    return derive_status(
+        pipe, pods, api_waiting or {}, previous, now, HASH, wait_reports, problems=problems
+    )
+
+
+def step(status: Mapping[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(s for s in status["steps"] if s["name"] == name)
+    return found
+
+
+def condition(status: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in status["conditions"] if c["type"] == kind)
+    return found
+
+
+def states(status: Mapping[str, Any]) -> list[str]:
+    return [s["state"] for s in status["steps"]]
+
+
+def kstatus(status: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """(Ready status, Ready reason, Reconciling status, Stalled status)."""
+    ready = condition(status, "Ready")
+    return (
+        ready["status"],
+        ready["reason"],
+        condition(status, "Reconciling")["status"],
+        condition(status, "Stalled")["status"],
+    )
+
+
+def assert_schema_safe(value: Any, path: str = "status") -> None:
+    """Never null, never an empty optional field: the CRD schema is strict about types."""
+    assert value is not None, path
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            assert_schema_safe(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            assert_schema_safe(item, f"{path}[{index}]")
+
+
+# --------------------------------------------------------------------------- no Pod yet
+
+
+def test_no_pod_yet_every_step_is_pending() -> None:
+    status = derive(pipeline(), [])
+
+    assert status["observedGeneration"] == 4
+    assert (status["replicas"], status["readyReplicas"], status["ready"]) == (1, 0, "0/1")
+    assert (status["progress"], status["currentStep"], status["pods"]) == ("0/6", "", [])
+    assert [s["name"] for s in status["steps"]] == STEP_NAMES
+    assert [s["type"] for s in status["steps"]] == [
+        "WaitFor",
+        "Download",
+        "CopyAssets",
+        "PrepareVolume",
+        "Run",
+        "Sidecar",
+    ]
+    assert states(status) == ["Pending"] * 6
+    assert kstatus(status) == ("False", "Pending", "True", "False")
+    assert status["message"] == "waiting for the pod to be created"
+
+
+def test_just_created_pod_without_any_status_is_pending() -> None:
+    status = derive(pipeline(), [recorded("created")])
+
+    assert kstatus(status) == ("False", "Pending", "True", "False")
+    assert status["message"] == "pod shop-web-7c9f2-0 is not scheduled yet"
+    assert status["pods"] == [
+        {
+            "name": "shop-web-7c9f2-0",
+            "phase": "Pending",
+            "ready": False,
+            "currentStep": "wait-deps",
+            "restarts": 0,
+        }
+    ]
+    assert states(status) == ["Pending"] * 6
+    assert status["currentStep"] == "wait-deps"
+
+
+def test_unschedulable_pod_shows_the_schedulers_reason() -> None:
+    status = derive(pipeline(), [recorded("unschedulable")])
+
+    assert kstatus(status) == ("False", "Pending", "True", "False")
+    assert status["message"].startswith("pod shop-web-7c9f2-0 is not scheduled: 0/1 nodes")
+    assert "untolerated taint" in status["message"]
+
+
+# --------------------------------------------------------------------------- in progress
+
+
+def test_first_wait_step_waiting_to_start_lists_what_the_operator_waits_on() -> None:
+    waiting = {"wait-deps": ["service mydb: no ready endpoints", "Job db-migrate: not complete"]}
+    status = derive(pipeline(), [recorded("init-first-step-waiting")], api_waiting=waiting)
+
+    assert step(status, "wait-deps") == {
+        "name": "wait-deps",
+        "type": "WaitFor",
+        "state": "Pending",
+        "restartCount": 0,
+        "reason": "PodInitializing",
+        "waitingOn": ["service mydb: no ready endpoints", "Job db-migrate: not complete"],
+    }
+    assert kstatus(status) == ("False", "WaitingForDependency", "True", "False")
+    assert status["message"] == (
+        "step 1/6 wait-deps: waiting for service mydb: no ready endpoints; "
+        "Job db-migrate: not complete"
+    )
+    assert (status["progress"], status["currentStep"]) == ("0/6", "wait-deps")
+
+
+def test_running_wait_step_merges_operator_findings_and_in_pod_reports() -> None:
+    log = (
+        "checking 8 targets\n"
+        "waiting: tcp mysql:3306: connection refused\n"
+        "waiting: dns myservice: no such host\n"
+        "waiting: tcp mysql:3306: connection refused\n"
+        "waiting: dns myservice: no such host\n"
+    )
+    report = wait_report(log)
+    assert (
+        report
+        == "waiting: tcp mysql:3306: connection refused\nwaiting: dns myservice: no such host"
+    )
+
+    status = derive(
+        pipeline(),
+        [recorded("wait-step-running")],
+        api_waiting={"wait-deps": ["service mydb: no ready endpoints"], "other": ["x"]},
+        wait_reports={("shop-web-7c9f2-0", "wait-deps"): report},
+    )
+
+    wait = step(status, "wait-deps")
+    assert (wait["state"], wait["startedAt"]) == ("Running", "2026-11-25T10:00:01Z")
+    assert wait["waitingOn"] == [
+        "service mydb: no ready endpoints",
+        "tcp mysql:3306: connection refused",
+        "dns myservice: no such host",
+    ]
+    assert kstatus(status) == ("False", "WaitingForDependency", "True", "False")
+    assert "waiting for service mydb: no ready endpoints; tcp mysql:3306" in status["message"]
+
+
+def test_wait_step_with_nothing_reported_says_what_it_checks() -> None:
+    status = derive(pipeline(), [recorded("wait-step-running")], api_waiting={"wait-deps": []})
+
+    assert "waitingOn" not in step(status, "wait-deps")
+    assert status["message"] == "step 1/6 wait-deps: waiting for 8 targets"
+
+
+def test_wait_report_keeps_only_the_latest_round() -> None:
+    assert wait_report("") is None
+    assert wait_report("waiting: tcp a:1: refused\nok: tcp a:1 after 3s\n") is None
+    log = "waiting: tcp a:1: refused\nwaiting: dns b: NXDOMAIN\nwaiting: tcp a:1: timeout\n"
+    assert wait_report(log) == "waiting: tcp a:1: timeout"
+
+
+def test_second_step_running_after_the_first_succeeded() -> None:
+    status = derive(pipeline(), [recorded("step-2-running")])
+
+    assert step(status, "wait-deps") == {
+        "name": "wait-deps",
+        "type": "WaitFor",
+        "state": "Succeeded",
+        "startedAt": "2026-11-25T10:00:01Z",
+        "finishedAt": "2026-11-25T10:00:13Z",
+        "exitCode": 0,
+        "restartCount": 0,
+        "reason": "Completed",
+        "message": "service mydb port 5432: ok after 11s; tcp mysql:3306: ok after 12s",
+    }
+    assert step(status, "fetch-config") == {
+        "name": "fetch-config",
+        "type": "Download",
+        "state": "Running",
+        "startedAt": "2026-11-25T10:00:14Z",
+        "restartCount": 0,
+    }
+    assert states(status) == ["Succeeded", "Running"] + ["Pending"] * 4
+    assert (status["progress"], status["currentStep"]) == ("1/6", "fetch-config")
+    assert kstatus(status) == ("False", "Initializing", "True", "False")
+    assert status["message"] == "step 2/6 fetch-config: downloading http://config-server/nginx.conf"
+    assert status["pods"][0]["currentStep"] == "fetch-config"
+
+
+def test_wait_step_no_longer_lists_targets_once_it_succeeded() -> None:
+    status = derive(pipeline(), [recorded("step-2-running")], api_waiting={"wait-deps": ["stale"]})
+
+    assert "waitingOn" not in step(status, "wait-deps")
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_failed_step_under_never_stalls_with_exit_code_and_termination_message() -> None:
+    status = derive(pipeline(restartPolicy="Never"), [recorded("never-step-failed")])
+
+    migrate = step(status, "migrate")
+    assert migrate == {
+        "name": "migrate",
+        "type": "Run",
+        "state": "Failed",
+        "startedAt": "2026-11-25T10:00:21Z",
+        "finishedAt": "2026-11-25T10:00:24Z",
+        "exitCode": 1,
+        "restartCount": 0,
+        "reason": "Error",
+        "message": 'ERROR:  relation "users" does not exist (SQLSTATE 42P01)',
+    }
+    assert states(status) == ["Succeeded"] * 4 + ["Failed", "Pending"]
+    assert (status["progress"], status["currentStep"]) == ("4/6", "migrate")
+    assert kstatus(status) == ("False", "StepFailed", "False", "True")
+    assert status["message"] == (
+        'step 5/6 migrate: exit code 1 (Error): ERROR:  relation "users" does not exist '
+        "(SQLSTATE 42P01)"
+    )
+    assert condition(status, "Stalled")["message"] == status["message"]
+    assert status["pods"][0]["phase"] == "Failed"
+
+
+def test_crash_loop_under_always_is_failed_but_still_reconciling() -> None:
+    status = derive(pipeline(), [recorded("always-crashloop")])
+
+    migrate = step(status, "migrate")
+    assert migrate["state"] == "Failed"
+    assert (migrate["exitCode"], migrate["restartCount"], migrate["reason"]) == (1, 3, "Error")
+    assert migrate["finishedAt"] == "2026-11-25T10:01:33Z"
+    assert migrate["message"].startswith("ERROR:  relation")
+    assert kstatus(status) == ("False", "StepFailed", "True", "False")
+    assert status["message"].endswith("(restarted 3 times)")
+    assert status["pods"][0]["restarts"] == 3
+
+
+def test_failed_step_under_on_failure_is_retried_not_stalled() -> None:
+    status = derive(pipeline(restartPolicy="OnFailure"), [recorded("always-crashloop")])
+
+    assert kstatus(status) == ("False", "StepFailed", "True", "False")
+
+
+def test_wait_timeout_names_the_unmet_targets() -> None:
+    status = derive(pipeline(restartPolicy="Never"), [recorded("never-wait-timeout")])
+
+    wait = step(status, "wait-deps")
+    assert (wait["state"], wait["exitCode"], wait["reason"]) == ("Failed", 124, "WaitTimeout")
+    assert "waitingOn" not in wait
+    assert kstatus(status) == ("False", "WaitTimeout", "False", "True")
+    assert status["message"] == (
+        "step 1/6 wait-deps: timed out after 300s waiting for: tcp mysql:3306 (connection "
+        "refused); job db-migrate (not complete)"
+    )
+
+
+def test_wait_timeout_with_only_the_unmet_targets_in_the_termination_message() -> None:
+    pod = recorded("never-wait-timeout")
+    terminated = pod["status"]["initContainerStatuses"][0]["state"]["terminated"]
+    terminated["message"] = "tcp mysql:3306: connection refused\n"
+
+    status = derive(pipeline(restartPolicy="Never"), [pod])
+
+    assert status["message"] == (
+        "step 1/6 wait-deps: timed out after 300s waiting for tcp mysql:3306: connection refused"
+    )
+
+
+def test_wait_timeout_without_termination_message_uses_what_was_last_seen() -> None:
+    pod = recorded("never-wait-timeout")
+    del pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["message"]
+    previous = derive(pipeline(restartPolicy="Never"), [recorded("wait-step-running")])
+    previous["steps"][0]["waitingOn"] = ["tcp mysql:3306: connection refused"]
+
+    status = derive(pipeline(restartPolicy="Never"), [pod], previous=previous)
+
+    assert status["message"] == (
+        "step 1/6 wait-deps: timed out after 300s waiting for tcp mysql:3306: connection refused"
+    )
+
+
+def test_image_pull_error_on_copy_assets_is_shown_with_the_kubelets_message() -> None:
+    status = derive(pipeline(), [recorded("copyassets-errimagepull")])
+
+    site = step(status, "site")
+    assert (site["state"], site["reason"]) == ("Pending", "ErrImagePull")
+    assert site["message"].startswith('failed to pull and unpack image "registry.example/')
+    assert site["message"].endswith("registry.example/frontend-assets:1.2: not found")
+    assert len(site["message"]) <= MAX_MESSAGE
+    assert kstatus(status) == ("False", "Initializing", "True", "False")
+    assert status["message"].startswith("step 3/6 site: ErrImagePull: failed to pull")
+    assert (status["progress"], status["currentStep"]) == ("2/6", "site")
+
+
+def test_image_pull_back_off_keeps_the_kubelets_reason() -> None:
+    pod = recorded("copyassets-errimagepull")
+    waiting = pod["status"]["initContainerStatuses"][3]["state"]["waiting"]
+    waiting["reason"] = "ImagePullBackOff"
+    waiting["message"] = 'Back-off pulling image "registry.example/frontend-assets:1.2"'
+
+    status = derive(pipeline(), [pod])
+
+    assert step(status, "site")["reason"] == "ImagePullBackOff"
+    assert status["message"] == (
+        'step 3/6 site: ImagePullBackOff: Back-off pulling image "registry.example/'
+        'frontend-assets:1.2"'
+    )
+
+
+def test_tools_container_failure_counts_as_the_copy_assets_step() -> None:
+    pod = recorded("copyassets-errimagepull")
+    pod["status"]["phase"] = "Failed"
+    statuses = pod["status"]["initContainerStatuses"]
+    tools = next(s for s in statuses if s["name"] == TOOLS_CONTAINER)
+    tools["state"] = {
+        "terminated": {
+            "exitCode": 1,
+            "reason": "Error",
+            "message": "cp: can't create '/var/run/initpipeline-tools/busybox': Read-only\n",
+            "startedAt": "2026-11-25T10:00:16Z",
+            "finishedAt": "2026-11-25T10:00:16Z",
+        }
+    }
+    statuses[3]["state"] = {"waiting": {"reason": "PodInitializing"}}
+
+    status = derive(pipeline(restartPolicy="Never"), [pod])
+
+    site = step(status, "site")
+    assert (site["state"], site["exitCode"]) == ("Failed", 1)
+    assert site["message"].startswith(f"{TOOLS_CONTAINER}: cp: can't create")
+    assert kstatus(status) == ("False", "StepFailed", "False", "True")
+    assert status["currentStep"] == "site"
+
+
+def test_main_container_failing_a_never_pod_stalls() -> None:
+    pod = recorded("ready")
+    pod["spec"]["restartPolicy"] = "Never"
+    pod["status"]["phase"] = "Failed"
+    pod["status"]["containerStatuses"][0]["state"] = {
+        "terminated": {
+            "exitCode": 2,
+            "reason": "Error",
+            "message": "nginx: [emerg] unknown directive\n",
+            "startedAt": "2026-11-25T10:00:37Z",
+            "finishedAt": "2026-11-25T10:00:38Z",
+        }
+    }
+
+    status = derive(pipeline(restartPolicy="Never"), [pod])
+
+    assert kstatus(status) == ("False", "PodFailed", "False", "True")
+    assert status["message"] == (
+        "pod shop-web-7c9f2-0 failed: container web: exit code 2 (Error): "
+        "nginx: [emerg] unknown directive"
+    )
+
+
+# --------------------------------------------------------------------------- sidecars, done
+
+
+def test_sidecar_started_but_not_ready_counts_as_done_but_the_pod_is_not_ready() -> None:
+    status = derive(pipeline(), [recorded("sidecar-started-not-ready")])
+
+    assert step(status, "log-shipper") == {
+        "name": "log-shipper",
+        "type": "Sidecar",
+        "state": "Running",
+        "startedAt": "2026-11-25T10:00:36Z",
+        "restartCount": 0,
+    }
+    assert (status["progress"], status["currentStep"]) == ("6/6", "")
+    assert kstatus(status) == ("False", "Running", "True", "False")
+    assert status["message"] == (
+        "all 6 steps done; 0/1 pods ready; containers with unready status: [log-shipper]"
+    )
+
+
+def test_sidecar_not_started_yet_is_the_current_step() -> None:
+    pod = recorded("sidecar-started-not-ready")
+    pod["status"]["initContainerStatuses"][6]["started"] = False
+
+    status = derive(pipeline(), [pod])
+
+    assert (status["progress"], status["currentStep"]) == ("5/6", "log-shipper")
+    assert status["message"] == "step 6/6 log-shipper: starting sidecar fluent/fluent-bit:3"
+
+
+def test_everything_done_and_ready() -> None:
+    status = derive(pipeline(), [recorded("ready")])
+
+    assert states(status) == ["Succeeded"] * 5 + ["Ready"]
+    assert (status["readyReplicas"], status["ready"]) == (1, "1/1")
+    assert (status["progress"], status["currentStep"]) == ("6/6", "")
+    assert kstatus(status) == ("True", "Running", "False", "False")
+    assert status["message"] == "1/1 pods ready"
+    assert status["pods"] == [
+        {
+            "name": "shop-web-7c9f2-0",
+            "phase": "Running",
+            "ready": True,
+            "currentStep": "",
+            "restarts": 0,
+        }
+    ]
+    assert condition(status, "Reconciling")["message"] == ""
+
+
+def test_never_pod_succeeded_while_its_sidecar_still_runs_is_ready_succeeded() -> None:
+    status = derive(pipeline(restartPolicy="Never"), [recorded("never-succeeded-sidecar-running")])
+
+    assert kstatus(status) == ("True", "Succeeded", "False", "False")
+    assert status["message"] == "all 1 pods succeeded"
+    assert status["readyReplicas"] == 0
+    assert status["pods"][0]["phase"] == "Succeeded"
+    assert (status["progress"], status["currentStep"]) == ("6/6", "")
+
+
+def test_never_pod_running_is_not_ready_until_it_succeeds() -> None:
+    status = derive(pipeline(restartPolicy="Never"), [recorded("ready")])
+
+    assert kstatus(status) == ("False", "Running", "True", "False")
+    assert status["message"] == "all 6 steps done; 0/1 pods succeeded"
+
+
+def test_sidecar_stopped_with_its_succeeded_pod_is_not_a_failure() -> None:
+    pod = recorded("never-succeeded-sidecar-running")
+    sidecar = pod["status"]["initContainerStatuses"][6]
+    sidecar["state"] = {
+        "terminated": {
+            "exitCode": 143,
+            "reason": "Error",
+            "startedAt": "2026-11-25T10:00:36Z",
+            "finishedAt": "2026-11-25T10:05:01Z",
+        }
+    }
+
+    status = derive(pipeline(restartPolicy="Never"), [pod])
+
+    assert step(status, "log-shipper")["state"] == "Succeeded"
+    assert kstatus(status) == ("True", "Succeeded", "False", "False")
+
+
+def test_crashing_sidecar_is_failed_but_never_stalls_it_is_always_restarted() -> None:
+    pod = recorded("ready")
+    pod["spec"]["restartPolicy"] = "Never"
+    sidecar = pod["status"]["initContainerStatuses"][6]
+    sidecar["restartCount"] = 2
+    sidecar["ready"] = False
+    sidecar["lastState"] = {
+        "terminated": {
+            "exitCode": 1,
+            "reason": "Error",
+            "startedAt": "2026-11-25T10:01:00Z",
+            "finishedAt": "2026-11-25T10:01:02Z",
+        }
+    }
+    sidecar["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}}
+
+    status = derive(pipeline(restartPolicy="Never"), [pod])
+
+    assert step(status, "log-shipper")["state"] == "Failed"
+    assert kstatus(status) == ("False", "StepFailed", "True", "False")
+
+
+def test_main_container_crash_loop_is_named_while_running() -> None:
+    pod = recorded("ready")
+    web = pod["status"]["containerStatuses"][0]
+    web["ready"] = False
+    web["restartCount"] = 4
+    web["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error"}}
+    web["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 1m20s"}}
+    next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["status"] = "False"
+
+    status = derive(pipeline(), [pod])
+
+    assert kstatus(status) == ("False", "Running", "True", "False")
+    assert status["message"] == (
+        "all 6 steps done; 0/1 pods ready; container web: CrashLoopBackOff "
+        "(exit code 1, restarted 4)"
+    )
+    assert status["pods"][0]["restarts"] == 4
+
+
+# --------------------------------------------------------------------------- several Pods
+
+
+def test_least_advanced_pod_is_reported_with_two_replicas() -> None:
+    ahead = recorded("ready", pod_name="shop-web-7c9f2-0")
+    behind = recorded("step-2-running", pod_name="shop-web-7c9f2-1")
+
+    status = derive(pipeline(replicas=2), [ahead, behind])
+
+    assert (status["replicas"], status["readyReplicas"], status["ready"]) == (2, 1, "1/2")
+    assert (status["progress"], status["currentStep"]) == ("1/6", "fetch-config")
+    assert step(status, "fetch-config")["state"] == "Running"
+    assert [(p["name"], p["currentStep"], p["ready"]) for p in status["pods"]] == [
+        ("shop-web-7c9f2-0", "", True),
+        ("shop-web-7c9f2-1", "fetch-config", False),
+    ]
+    assert kstatus(status) == ("False", "Initializing", "True", "False")
+
+
+def test_a_failed_pod_ranks_before_a_less_advanced_one() -> None:
+    failed = recorded("always-crashloop", pod_name="shop-web-7c9f2-0")
+    behind = recorded("step-2-running", pod_name="shop-web-7c9f2-1")
+
+    status = derive(pipeline(replicas=2), [behind, failed])
+
+    assert status["currentStep"] == "migrate"
+    assert kstatus(status)[1] == "StepFailed"
+
+
+def test_missing_replica_keeps_the_pipeline_pending() -> None:
+    status = derive(pipeline(replicas=2), [recorded("ready")])
+
+    assert kstatus(status) == ("False", "Pending", "True", "False")
+    assert status["message"] == "1/2 pods created; creating the rest"
+
+
+def test_pods_of_an_older_spec_are_ignored() -> None:
+    old = recorded("ready", pod_name="shop-web-0ld00-0", spec_hash="0ld00")
+
+    status = derive(pipeline(), [old])
+
+    assert (status["readyReplicas"], status["pods"]) == (0, [])
+    assert states(status) == ["Pending"] * 6
+    assert kstatus(status) == ("False", "Pending", "True", "False")
+    assert status["message"] == "waiting for the pod to be created (1 old pod still terminating)"
+
+    status = derive(pipeline(), [old, recorded("step-2-running")])
+
+    assert [p["name"] for p in status["pods"]] == ["shop-web-7c9f2-0"]
+    assert status["currentStep"] == "fetch-config"
+
+
+def test_pods_being_deleted_are_ignored() -> None:
+    pod = recorded("ready")
+    pod["metadata"]["deletionTimestamp"] = "2026-11-25T10:05:30Z"
+
+    status = derive(pipeline(), [pod])
+
+    assert (status["readyReplicas"], status["pods"]) == (0, [])
+
+
+def test_without_a_hash_the_given_pods_are_taken_as_current() -> None:
+    old = recorded("ready", spec_hash="0ld00")
+
+    status = derive_status(pipeline(), [old], {}, None, NOW)
+
+    assert status["readyReplicas"] == 1
+
+
+# --------------------------------------------------------------------------- outcomes without Pods
+
+
+def test_suspended_pipeline() -> None:
+    status = derive(pipeline(suspend=True), [])
+
+    assert kstatus(status) == ("False", "Suspended", "False", "False")
+    assert (status["pods"], status["currentStep"], status["progress"]) == ([], "", "0/6")
+    assert status["message"] == "spec.suspend is true"
+
+    status = derive(pipeline(suspend=True), [recorded("ready")])
+
+    assert kstatus(status) == ("False", "Suspended", "True", "False")
+    assert status["message"] == "spec.suspend is true: deleting 1 pod"
+
+
+def test_scaled_to_zero_is_ready() -> None:
+    status = derive(pipeline(replicas=0), [])
+
+    assert kstatus(status) == ("True", "Running", "False", "False")
+    assert status["ready"] == "0/0"
+
+
+def test_invalid_spec_stalls_with_a_message_naming_the_field() -> None:
+    message = "spec.steps[2].copyAssets.volume: volume 'html' is a configMap, not writable"
+    status = derive(
+        pipeline(),
+        [recorded("ready")],
+        problems=Problems(invalid_spec=message),
+    )
+
+    assert kstatus(status) == ("False", "InvalidSpec", "False", "True")
+    assert status["message"] == message
+    assert condition(status, "Stalled")["message"] == message
+    assert status["pods"] == []
+    assert states(status) == ["Pending"] * 6
+
+
+def test_spec_that_does_not_parse_gets_a_status_too() -> None:
+    body = example_body()
+    body["spec"]["steps"][0]["name"] = "Bad_Name"
+    message = "spec.steps[0].name: 'Bad_Name' is not a DNS-1123 label"
+
+    status = unparsed_status(body, None, NOW, Problems(invalid_spec=message))
+
+    assert kstatus(status) == ("False", "InvalidSpec", "False", "True")
+    assert (status["observedGeneration"], status["replicas"]) == (4, 1)
+    assert (status["steps"], status["pods"], status["progress"]) == ([], [], "0/0")
+    assert status["message"] == message
+    assert_schema_safe(status)
+
+
+def test_pod_creation_failure_stalls() -> None:
+    error = 'pod shop-web-7c9f2-0: pods "shop-web-7c9f2-0" is forbidden: exceeded quota: pods'
+    status = derive(pipeline(), [], problems=Problems(creation_error=error))
+
+    assert kstatus(status) == ("False", "PodCreationFailed", "False", "True")
+    assert status["message"] == error
+
+
+def test_unsupported_cluster_stalls() -> None:
+    message = "Kubernetes 1.27 is too old: InitPipeline needs 1.29 or newer (native sidecars)"
+    status = derive(pipeline(), [], problems=Problems(unsupported_cluster=message))
+
+    assert kstatus(status) == ("False", "UnsupportedCluster", "False", "True")
+    assert status["message"] == message
+
+
+# --------------------------------------------------------------------------- conditions over time
+
+
+def test_conditions_have_the_metav1_shape() -> None:
+    status = derive(pipeline(), [recorded("step-2-running")])
+
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "Reconciling", "Stalled"]
+    assert condition(status, "Ready") == {
+        "type": "Ready",
+        "status": "False",
+        "reason": "Initializing",
+        "message": "step 2/6 fetch-config: downloading http://config-server/nginx.conf",
+        "observedGeneration": 4,
+        "lastTransitionTime": "2026-11-25T10:06:00Z",
+    }
+
+
+def test_last_transition_time_is_kept_until_the_status_flips() -> None:
+    first = derive(pipeline(), [recorded("step-2-running")])
+    second = derive(pipeline(), [recorded("copyassets-errimagepull")], previous=first, now=LATER)
+
+    # Reason and message changed, status did not: the transition time stays.
+    assert condition(second, "Ready")["lastTransitionTime"] == "2026-11-25T10:06:00Z"
+    assert condition(second, "Ready")["reason"] == "Initializing"
+
+    third = derive(pipeline(), [recorded("ready")], previous=second, now=LATER)
+
+    assert condition(third, "Ready")["lastTransitionTime"] == "2026-11-25T10:11:00Z"
+    assert condition(third, "Reconciling")["lastTransitionTime"] == "2026-11-25T10:11:00Z"
+    assert condition(third, "Stalled")["lastTransitionTime"] == "2026-11-25T10:06:00Z"
+
+
+def test_status_is_stable_and_only_changes_with_its_inputs() -> None:
+    pods = [recorded("step-2-running")]
+    first = derive(pipeline(), pods)
+    again = derive(pipeline(), pods, previous=first, now=LATER)
+
+    assert again == first
+    assert not status_changed(first, again)
+    assert not status_changed({**first, "kopf": {"progress": {}}}, again)
+    assert status_changed(None, again)
+    assert status_changed(first, derive(pipeline(), [recorded("ready")], previous=first))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PODS.glob("*.json")))
+@pytest.mark.parametrize("policy", ["Always", "OnFailure", "Never"])
+def test_every_recorded_pod_gives_a_schema_safe_status(name: str, policy: str) -> None:
+    status = derive(
+        pipeline(restartPolicy=policy),
+        [recorded(name)],
+        api_waiting={"wait-deps": ["service mydb: no ready endpoints"]},
+    )
+
+    assert_schema_safe(status)
+    assert set(status) == {
+        "observedGeneration",
+        "replicas",
+        "readyReplicas",
+        "ready",
+        "progress",
+        "currentStep",
+        "message",
+        "pods",
+        "steps",
+        "conditions",
+    }
+    for entry in status["steps"]:
+        assert entry["state"] in {"Pending", "Running", "Ready", "Succeeded", "Failed"}
+        assert "\n" not in entry.get("message", "")
+        assert len(entry.get("message", "")) <= MAX_MESSAGE
+        assert all(value not in ("", []) for value in entry.values())
+    ready, reconciling, stalled = (c["status"] for c in status["conditions"])
+    assert [ready, reconciling, stalled].count("True") <= 1
+    assert status["message"] == condition(status, "Ready")["message"]
+
+
+# --------------------------------------------------------------------------- events
+
+
+def test_events_for_what_happened_since_the_last_status() -> None:
+    pipe = pipeline()
+    started = derive(pipe, [recorded("step-2-running")])
+
+    assert step_events(None, started) == [
+        StepEvent(
+            "Normal",
+            "StepSucceeded",
+            "Step 1/6 wait-deps succeeded after 12s: service mydb port 5432: ok after 11s; "
+            "tcp mysql:3306: ok after 12s",
+        ),
+        StepEvent("Normal", "StepStarted", "Step 2/6 fetch-config started"),
+    ]
+    # The operator restarted, or nothing changed: no repeated events.
+    assert step_events(started, derive(pipe, [recorded("step-2-running")])) == []
+
+    crashing = derive(pipe, [recorded("always-crashloop")], previous=started)
+    events = step_events(started, crashing)
+    assert [(e.type, e.reason) for e in events] == [
+        ("Normal", "StepSucceeded"),
+        ("Normal", "StepSucceeded"),
+        ("Normal", "StepSucceeded"),
+        ("Warning", "StepFailed"),
+    ]
+    assert events[-1].message == (
+        'Step 5/6 migrate failed: exit code 1 (Error), restart 3: ERROR:  relation "users" '
+        "does not exist (SQLSTATE 42P01)"
+    )
+
+    again = recorded("always-crashloop")
+    again["status"]["initContainerStatuses"][5]["restartCount"] = 4
+    assert [e.reason for e in step_events(crashing, derive(pipe, [again]))] == ["StepFailed"]
+
+    ready = derive(pipe, [recorded("ready")], previous=crashing)
+    assert [(e.reason, e.message) for e in step_events(crashing, ready)] == [
+        ("StepSucceeded", "Step 5/6 migrate succeeded after 14s"),
+        ("StepReady", "Sidecar 6/6 log-shipper is ready"),
+    ]
+
+
+def test_sidecar_started_event_and_wait_timeout_warning() -> None:
+    sidecar = derive(pipeline(), [recorded("sidecar-started-not-ready")])
+    assert StepEvent("Normal", "StepStarted", "Sidecar 6/6 log-shipper started") in step_events(
+        None, sidecar
+    )
+
+    timeout = derive(pipeline(restartPolicy="Never"), [recorded("never-wait-timeout")])
+    [event] = step_events(derive(pipeline(), []), timeout)
+    assert (event.type, event.reason) == ("Warning", "WaitTimeout")
+    assert event.message.startswith("Step 1/6 wait-deps timed out: timed out after 300s")
+
+
+def test_pods_replaced_after_a_spec_change_post_no_events() -> None:
+    done = derive(pipeline(), [recorded("ready")])
+    replaced = derive(pipeline(), [], previous=done)
+
+    assert step_events(done, replaced) == []
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def test_messages_are_one_line_and_keep_their_end() -> None:
+    assert one_line("first\n\n  last line  \n") == "last line"
+    assert one_line(None) == ""
+    long = "x" * 300 + " the cause"
+    short = one_line(long)
+    assert len(short) == MAX_MESSAGE
+    assert short.endswith("the cause")
+    assert "…" in short
+    assert one_line("rpc error: code = Unknown desc = boom") == "boom"
+
+
+def test_recorded_pods_are_not_modified() -> None:
+    pod = recorded("always-crashloop")
+    before = copy.deepcopy(pod)
+    derive(pipeline(), [pod])
+    assert pod == before
