@@ -609,7 +609,7 @@ def _assemble(
     }
 
 
-def _blocked(problems: Problems, suspend: bool, pods_left: int) -> _Verdict | None:
+def _overruling(problems: Problems, suspend: bool, pods_left: int) -> _Verdict | None:
     """The verdict when something other than the Pods decides the outcome."""
     if problems.unsupported_cluster is not None:
         return _Verdict(
@@ -655,8 +655,9 @@ def derive_status(
     spec = pipeline.spec
     steps = spec.steps
     pending = [_step_entry(step, _StepView(), ()) for step in steps]
-    blocked = _blocked(problems, spec.suspend, len(pods))
-    if blocked is not None:
+    overruled = _overruling(problems, spec.suspend, len(pods))
+    if overruled is not None and (problems.invalid_spec is not None or spec.suspend):
+        # No Pod of this spec can exist (or should): report none.
         return _assemble(
             generation=pipeline.generation,
             replicas=spec.replicas,
@@ -665,7 +666,7 @@ def derive_status(
             finished=0,
             current_step="",
             pods=[],
-            verdict=blocked,
+            verdict=overruled,
             previous=previous,
             now=now,
         )
@@ -716,7 +717,7 @@ def derive_status(
         }
         for pod in current
     ]
-    verdict = _verdict(pipeline, current, others, rep, rep_waiting)
+    verdict = overruled or _verdict(pipeline, current, others, rep, rep_waiting)
     return _assemble(
         generation=pipeline.generation,
         replicas=spec.replicas,
@@ -752,7 +753,7 @@ def unparsed_status(
     generation = _int(_mapping(body.get("metadata")).get("generation")) or 0
     raw = _int(_mapping(body.get("spec")).get("replicas", 1))
     replicas = raw if raw is not None and raw >= 0 else 1
-    verdict = _blocked(problems, False, 0) or _Verdict(
+    verdict = _overruling(problems, False, 0) or _Verdict(
         False, Reason.INVALID_SPEC, "the spec cannot be parsed", stalled=True
     )
     return _assemble(

@@ -683,6 +683,17 @@ def test_pod_creation_failure_stalls() -> None:
     assert status["message"] == error
 
 
+def test_pod_creation_failure_still_shows_the_pods_that_exist() -> None:
+    error = 'pod shop-web-7c9f2-1: pods "shop-web-7c9f2-1" is forbidden: exceeded quota: pods'
+    status = derive(
+        pipeline(replicas=2), [recorded("ready")], problems=Problems(creation_error=error)
+    )
+
+    assert kstatus(status) == ("False", "PodCreationFailed", "False", "True")
+    assert (status["ready"], status["progress"]) == ("1/2", "6/6")
+    assert [p["name"] for p in status["pods"]] == ["shop-web-7c9f2-0"]
+
+
 def test_unsupported_cluster_stalls() -> None:
     message = "Kubernetes 1.27 is too old: InitPipeline needs 1.29 or newer (native sidecars)"
     status = derive(pipeline(), [], problems=Problems(unsupported_cluster=message))
