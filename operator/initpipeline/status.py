@@ -583,6 +583,7 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 def _assemble(
     *,
+    name: str,
     generation: int,
     replicas: int,
     ready_replicas: int,
@@ -600,6 +601,7 @@ def _assemble(
         "replicas": replicas,
         "readyReplicas": ready_replicas,
         "ready": f"{ready_replicas}/{replicas}",
+        "selector": f"{PIPELINE_LABEL}={name}",
         "progress": f"{finished}/{len(steps)}",
         "currentStep": current_step,
         "message": conditions[0]["message"],
@@ -659,6 +661,7 @@ def derive_status(
     if overruled is not None and (problems.invalid_spec is not None or spec.suspend):
         # No Pod of this spec can exist (or should): report none.
         return _assemble(
+            name=pipeline.name,
             generation=pipeline.generation,
             replicas=spec.replicas,
             ready_replicas=0,
@@ -719,6 +722,7 @@ def derive_status(
     ]
     verdict = overruled or _verdict(pipeline, current, others, rep, rep_waiting)
     return _assemble(
+        name=pipeline.name,
         generation=pipeline.generation,
         replicas=spec.replicas,
         ready_replicas=sum(pod.ready for pod in current),
@@ -757,6 +761,7 @@ def unparsed_status(
         False, Reason.INVALID_SPEC, "the spec cannot be parsed", stalled=True
     )
     return _assemble(
+        name=str(_mapping(body.get("metadata")).get("name", "")),
         generation=generation,
         replicas=replicas,
         ready_replicas=0,

@@ -123,6 +123,7 @@ def test_no_pod_yet_every_step_is_pending() -> None:
     assert status["observedGeneration"] == 4
     assert (status["replicas"], status["readyReplicas"], status["ready"]) == (1, 0, "0/1")
     assert (status["progress"], status["currentStep"], status["pods"]) == ("0/6", "", [])
+    assert status["selector"] == "initpipeline.io/pipeline=shop-web"  # the scale subresource
     assert [s["name"] for s in status["steps"]] == STEP_NAMES
     assert [s["type"] for s in status["steps"]] == [
         "WaitFor",
@@ -761,6 +762,7 @@ def test_every_recorded_pod_gives_a_schema_safe_status(name: str, policy: str) -
         "replicas",
         "readyReplicas",
         "ready",
+        "selector",
         "progress",
         "currentStep",
         "message",
