@@ -426,6 +426,7 @@ def _verdict(
 ) -> _Verdict:
     spec = pipeline.spec
     replicas = spec.replicas
+    run_to_completion = spec.restart_policy != "Always"
     if spec.replicas == 0:
         return _Verdict(True, Reason.RUNNING, "spec.replicas is 0: no pods wanted")
 
@@ -433,7 +434,9 @@ def _verdict(
         step, view = spec.steps[failed], rep.steps[failed]
         reason = Reason.WAIT_TIMEOUT if view.reason == Reason.WAIT_TIMEOUT else Reason.STEP_FAILED
         label = f"step {failed + 1}/{len(spec.steps)} {step.name}"
-        final = rep.phase == "Failed" or (
+        # Final: nobody retries. The kubelet retries under Always/OnFailure (sidecars always);
+        # the operator replaces a Failed Pod under Always, and keeps it under Never/OnFailure.
+        final = (rep.phase == "Failed" and run_to_completion) or (
             spec.restart_policy == "Never" and step.type is not StepType.SIDECAR
         )
         return _Verdict(
@@ -446,11 +449,12 @@ def _verdict(
             detail = _container_problem(pod.raw) or one_line(status.get("message"))
             detail = detail or str(status.get("reason") or "")
             message = f"pod {pod.name} failed" + (f": {detail}" if detail else "")
-            return _Verdict(False, Reason.POD_FAILED, message, stalled=True)
+            if not run_to_completion:
+                message += "; replacing it"
+            return _Verdict(False, Reason.POD_FAILED, message, stalled=run_to_completion)
 
     ready = sum(pod.ready for pod in current)
     succeeded = sum(pod.phase == "Succeeded" for pod in current)
-    run_to_completion = spec.restart_policy != "Always"
     if not run_to_completion and ready >= replicas:
         return _Verdict(True, Reason.RUNNING, f"{ready}/{replicas} pods ready")
     if run_to_completion and succeeded >= replicas and succeeded == len(current):

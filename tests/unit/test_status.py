@@ -861,3 +861,59 @@ def test_recorded_pods_are_not_modified() -> None:
     before = copy.deepcopy(pod)
     derive(pipeline(), [pod])
     assert pod == before
+
+
+def test_evicted_pod_under_always_is_replaced_not_stalled() -> None:
+    pod = recorded("ready")
+    pod["status"].update(
+        {
+            "phase": "Failed",
+            "reason": "Evicted",
+            "message": "The node was low on resource: memory. Threshold quantity: 100Mi.",
+        }
+    )
+    pod["status"]["containerStatuses"][0]["state"] = {
+        "terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown"}
+    }
+    next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["status"] = "False"
+
+    status = derive(pipeline(), [pod])
+
+    assert kstatus(status) == ("False", "PodFailed", "True", "False")
+    assert status["message"] == (
+        "pod shop-web-7c9f2-0 failed: container web: exit code 137 (ContainerStatusUnknown); "
+        "replacing it"
+    )
+
+
+def test_oom_killed_step_keeps_the_kubelets_reason() -> None:
+    pod = recorded("never-step-failed")
+    terminated = pod["status"]["initContainerStatuses"][5]["state"]["terminated"]
+    terminated.update({"exitCode": 137, "reason": "OOMKilled"})
+    del terminated["message"]
+
+    status = derive(pipeline(restartPolicy="Never"), [pod])
+
+    assert step(status, "migrate")["reason"] == "OOMKilled"
+    assert "message" not in step(status, "migrate")
+    assert status["message"] == "step 5/6 migrate: exit code 137 (OOMKilled)"
+
+
+def test_step_running_again_after_a_failure_shows_the_restart() -> None:
+    pod = recorded("always-crashloop")
+    migrate = pod["status"]["initContainerStatuses"][5]
+    migrate["restartCount"] = 4
+    migrate["started"] = True
+    migrate["state"] = {"running": {"startedAt": "2026-11-25T10:03:10Z"}}
+
+    status = derive(pipeline(), [pod])
+
+    assert step(status, "migrate") == {
+        "name": "migrate",
+        "type": "Run",
+        "state": "Running",
+        "startedAt": "2026-11-25T10:03:10Z",
+        "restartCount": 4,
+    }
+    assert kstatus(status) == ("False", "Initializing", "True", "False")
+    assert status["message"] == "step 5/6 migrate: running myapp:migrations (restart 4)"
