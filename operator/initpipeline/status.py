@@ -1,27 +1,47 @@
 """The InitPipeline `status`, derived from the pipeline and its Pods by pure functions.
 
-Nothing here does I/O: the operator lists the Pods, runs its API-side wait checks and reads
-the wait containers' progress lines, then calls `derive_status` and patches the result when
-`status_changed` says so, and posts the `step_events` of the change on the CR.
+Nothing here does I/O. The operator lists the Pods, runs its API-side wait checks and reads
+the wait containers' logs (`wait_report`), then calls `derive_status` (or `unparsed_status`
+when the spec does not parse), patches the result when `status_changed` says so, and posts
+the `step_events` between the old and the new status on the CR.
 
 What a user sees, and the rules behind it:
 
-- Only Pods labelled with the current spec hash and not being deleted count ("current Pods").
-  Pods of an older spec being replaced, and Pods being deleted, are ignored for the steps and
-  the counts; while no current Pod exists they are mentioned in the Ready message.
-- `steps[]` and `progress` describe one Pod: the least advanced current Pod. A Pod with a
-  failed step ranks as least advanced (it cannot progress until retried), then fewest
-  finished steps, then not Ready, then name. With no current Pod every step is Pending.
-- A step is finished when it Succeeded; a sidecar once it has started (it keeps running).
-- Kubelet container states map as: waiting -> Pending (kubelet reason and message kept, e.g.
-  ErrImagePull); running -> Running (sidecars: Ready when ready); terminated 0 -> Succeeded;
-  terminated != 0, or waiting with a failed last run (CrashLoopBackOff) -> Failed. A wait
-  step exiting WAIT_TIMEOUT_EXIT_CODE fails with reason WaitTimeout. The generated tools
-  container in front of the first copyAssets step is reported as part of that step.
-- Messages are one line: the last non-empty line of the termination message, at most
-  MAX_MESSAGE characters (longer ones lose their middle, so the cause at the end stays).
-- The result is deterministic (same input, equal dict); every top-level key is always
-  present, so a JSON merge patch of the whole dict replaces every field. Nothing is ever None.
+- Current Pods: labelled SPEC_HASH_LABEL == the current hash, not being deleted. Pods of an
+  older spec and Pods being deleted are ignored for steps, counts and `pods[]`; while no
+  current Pod exists, the Ready message mentions them ("1 old pod still terminating").
+- `steps[]`, `progress` and `currentStep` describe the least advanced current Pod: a Pod
+  with a failed step first (it cannot progress until retried), then the fewest finished
+  steps, then not Ready, then by name. With no current Pod every step is Pending and
+  `currentStep` is "". A step is finished when it Succeeded; a sidecar once it started.
+- Kubelet states: waiting -> Pending (kubelet reason and message kept: PodInitializing,
+  ErrImagePull, ...); running -> Running (a sidecar: Ready when ready); terminated 0 ->
+  Succeeded; terminated != 0, or waiting after a failed run (CrashLoopBackOff) -> Failed
+  with the last exit code, reason and message. A wait step exiting WAIT_TIMEOUT_EXIT_CODE
+  fails with reason WaitTimeout. A sidecar stopped with its finished Pod is Succeeded.
+  The tools container in front of the first copyAssets step is reported as that step.
+- Step messages are one line: the last non-empty line of the termination (or kubelet)
+  message without gRPC's "rpc error: code = X desc = " prefix, at most MAX_MESSAGE
+  characters (longer ones lose their middle, so the cause at the end stays).
+- `waitingOn` only on a wait step that is the current step and Pending/Running: the
+  operator's API-side findings, then the Pod's own last `waiting:` report.
+- Ready (reason in `Reason`): True with Running when readyReplicas >= replicas under
+  restartPolicy Always (also for replicas 0), with Succeeded when every current Pod
+  Succeeded under Never/OnFailure (a Pod that merely runs is not enough there).
+  Otherwise False with, first match wins: UnsupportedCluster, InvalidSpec, Suspended,
+  PodCreationFailed, StepFailed/WaitTimeout, PodFailed (a main container failed the Pod),
+  Pending (no Pod / not scheduled / replicas missing), WaitingForDependency, Initializing
+  (also for image pull errors: "step 3/6 site: ErrImagePull: ..."), Running (all steps
+  done, main containers not ready; names a failing container).
+- Stalled (a user must act): UnsupportedCluster, InvalidSpec, PodCreationFailed; a failed
+  non-sidecar step under Never; a Failed Pod under Never/OnFailure (under Always the
+  operator replaces it). Reconciling: neither Ready nor Stalled (Suspended only while Pods
+  are still being deleted). The True one of the three carries the reason and message;
+  the others carry the same reason and an empty message.
+- `lastTransitionTime` is kept from the previous status unless the condition's status
+  flips. Same input, equal dict: `now` only stamps flips.
+- Every top-level key is always present (a JSON merge patch of the dict replaces every
+  field); step entries leave out empty fields; nothing is ever None.
 """
 
 from __future__ import annotations
