@@ -466,8 +466,14 @@ def _verdict(
     for pod in current:
         if pod.phase == "Failed":
             status = _mapping(pod.raw.get("status"))
-            detail = _container_problem(pod.raw) or one_line(status.get("message"))
-            detail = detail or str(status.get("reason") or "")
+            # The kubelet's own verdict (Evicted, DeadlineExceeded ...) says most; else the
+            # container that failed.
+            said = ": ".join(
+                part
+                for part in (_str(status.get("reason")), one_line(status.get("message")))
+                if part
+            )
+            detail = said or _container_problem(pod.raw)
             message = f"pod {pod.name} failed" + (f": {detail}" if detail else "")
             if not run_to_completion:
                 message += "; replacing it"

@@ -881,8 +881,8 @@ def test_evicted_pod_under_always_is_replaced_not_stalled() -> None:
 
     assert kstatus(status) == ("False", "PodFailed", "True", "False")
     assert status["message"] == (
-        "pod shop-web-7c9f2-0 failed: container web: exit code 137 (ContainerStatusUnknown); "
-        "replacing it"
+        "pod shop-web-7c9f2-0 failed: Evicted: The node was low on resource: memory. "
+        "Threshold quantity: 100Mi.; replacing it"
     )
 
 
