@@ -60,7 +60,9 @@ build_module() {
   (cd "${HACK_DIR}/build/${mod}" && CGO_ENABLED=0 go build -trimpath -ldflags="${ldflags}" -o "${tmp}/" $(packages_of "${mod}"))
   if [[ "${mod}" != kubernetes ]]; then
     # "go build ." names the binary after the module's last path element.
-    mv "${tmp}/$(basename "$(awk '$1=="module"{print $2}' "${HACK_DIR}/build/${mod}/go.mod")")" "${tmp}/${mod}"
+    local built
+    built="${tmp}/$(basename "$(awk '$1=="module"{print $2}' "${HACK_DIR}/build/${mod}/go.mod")")"
+    [[ "${built}" == "${tmp}/${mod}" ]] || mv "${built}" "${tmp}/${mod}"
   fi
   date -u +%FT%TZ > "${tmp}/.complete"
   rm -rf "${dir}"; mv "${tmp}" "${dir}"
@@ -75,6 +77,10 @@ case "${1:-}" in
 esac
 
 total_start=$(date +%s)
+# One build at a time (2 cores): a second caller waits, then finds the binaries cached.
+mkdir -p "${CACHE_ROOT}"
+exec 9> "${CACHE_ROOT}/.build.lock"
+if ! flock -n 9; then log "another build is running; waiting for it"; flock 9; fi
 for m in "${BUILD_MODULES[@]}"; do
   if is_built "$m"; then log "${m}: cached in $(bin_dir "$m")"; else build_module "$m"; fi
 done
@@ -82,7 +88,10 @@ done
 for m in "${BUILD_MODULES[@]}"; do
   keep="$(bin_dir "$m")"
   for d in "${CACHE_ROOT}/bin/${m}-"*; do
-    if [[ -e "$d" && "$d" != "${keep}" && "$d" != *.tmp.* ]]; then log "removing stale ${d}"; rm -rf "$d"; fi
+    [[ -e "$d" && "$d" != "${keep}" ]] || continue
+    # A .tmp.<pid> dir belongs to a build in progress only while that PID lives.
+    if [[ "$d" == *.tmp.* ]] && kill -0 "${d##*.tmp.}" 2>/dev/null; then continue; fi
+    log "removing stale ${d}"; rm -rf "$d"
   done
 done
 log "binaries ready ($(( $(date +%s) - total_start ))s)"

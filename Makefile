@@ -1,0 +1,51 @@
+# InitPipeline developer entry points. `make` (or `make help`) lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CLUSTER := hack/cluster.sh
+# Level of `make cluster-up`: node (Pods run) or control-plane (API server only).
+LEVEL ?= node
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+##@ Local cluster (hack/, see hack/README.md)
+
+.PHONY: cluster-build
+cluster-build: ## Build (or reuse) Kubernetes, etcd and CoreDNS binaries from the pinned Go modules
+	hack/build.sh
+
+.PHONY: cluster-images
+cluster-images: ## Build the local OCI images (busybox, pause, httpd, assets)
+	hack/images/build.sh build
+
+.PHONY: cluster-up
+cluster-up: cluster-build ## Start the local cluster (LEVEL=node|control-plane), or complete a running one
+	$(CLUSTER) up $(LEVEL)
+
+.PHONY: cluster-down
+cluster-down: ## Stop every cluster process by PID and remove all its state
+	$(CLUSTER) down
+
+.PHONY: cluster-status
+cluster-status: ## Show the cluster's components, level and nodes
+	$(CLUSTER) status
+
+.PHONY: cluster-kubeconfig
+cluster-kubeconfig: ## Print the local cluster's kubeconfig path
+	@$(CLUSTER) kubeconfig
+
+##@ Tests and running
+
+.PHONY: test
+test: cluster-build ## Run unit, integration and e2e tests on the local cluster (node level)
+	@# Bring up (or reuse) the node level unless an explicit KUBECONFIG is given.
+	if [[ -z "$${KUBECONFIG:-}" ]]; then $(CLUSTER) up node; fi
+	uv run pytest tests/ $(PYTEST_ARGS)
+
+.PHONY: run
+run: ## Run the operator against KUBECONFIG if set, else against the local cluster (node level)
+	hack/run-operator.sh
