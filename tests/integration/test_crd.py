@@ -1,0 +1,641 @@
+"""The InitPipeline CRD against a real kube-apiserver.
+
+What users see at `kubectl apply` time: valid manifests are accepted (with defaults filled in),
+invalid ones are refused with a message that names the field to fix. Also: status fields survive
+a status patch (nothing pruned), the printer columns, the scale subresource and `kubectl explain`.
+
+Fixtures (tests/conftest.py): `kubectl(*args, namespace=None, input=None, check=True)`,
+`namespace` (a fresh namespace per test) and the CRDs of crds/ applied for the session.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+Manifest = dict[str, Any]
+
+# The full example of the API contract; `readinessProbe: {...}` made a real probe.
+FULL_EXAMPLE = """
+apiVersion: initpipeline.io/v1alpha1
+kind: InitPipeline
+metadata:
+  name: shop-web
+spec:
+  replicas: 1
+  suspend: false
+  steps:
+    - name: wait-deps
+      timeoutSeconds: 300
+      waitFor:
+        - service: mydb
+          port: 5432
+        - tcp: mysql:3306
+        - http: http://config-server:8888/health
+          expectStatus: 200
+          bodyContains: UP
+        - dns: myservice
+        - file: /certs/tls.crt
+        - job: db-migrate
+        - resource:
+            apiVersion: cert-manager.io/v1
+            kind: Certificate
+            name: web-tls
+            condition: Ready
+        - command: ["sh", "-c", "test -s /work/ready"]
+      volumeMounts:
+        - {name: certs, mountPath: /certs}
+    - name: fetch-config
+      download:
+        url: http://config-server/nginx.conf
+        volume: shared-config
+        path: nginx.conf
+    - name: site
+      copyAssets:
+        image: registry.example/frontend-assets:1.2
+        from: /dist
+        volume: html
+    - name: data-dir
+      prepareVolume:
+        volume: redis-data
+        path: redis
+        mode: "0750"
+        owner: "999:999"
+    - name: migrate
+      run:
+        image: myapp:migrations
+        command: ["./run-migrations.sh"]
+    - name: log-shipper
+      sidecar:
+        image: fluent/fluent-bit:3
+        readinessProbe:
+          tcpSocket: {port: 2020}
+          periodSeconds: 5
+  template:
+    metadata:
+      labels: {app: shop-web}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+          volumeMounts: [{name: html, mountPath: /usr/share/nginx/html}]
+"""
+
+# The smallest valid pipeline; the invalid cases below each break one thing in a copy of it.
+MINIMAL = """
+apiVersion: initpipeline.io/v1alpha1
+kind: InitPipeline
+metadata:
+  name: minimal
+spec:
+  steps:
+    - name: wait-db
+      waitFor:
+        - tcp: db:5432
+  template:
+    spec:
+      containers:
+        - name: app
+          image: busybox:1.36
+"""
+
+ACTION_MESSAGE = (
+    "each step needs exactly one of waitFor, download, copyAssets, prepareVolume, run, sidecar"
+)
+
+
+def minimal(name: str = "minimal", **spec: Any) -> Manifest:
+    """MINIMAL, renamed, with top-level spec fields replaced by `spec`."""
+    obj: Manifest = yaml.safe_load(MINIMAL)
+    obj["metadata"]["name"] = name
+    obj["spec"].update(copy.deepcopy(spec))
+    return obj
+
+
+def with_steps(*steps: Manifest) -> Manifest:
+    return minimal(steps=list(steps))
+
+
+def wait_step(name: str = "wait", **target: Any) -> Manifest:
+    return {"name": name, "waitFor": [target]}
+
+
+def apply(kubectl: Kubectl, namespace: str, obj: Manifest) -> subprocess.CompletedProcess[str]:
+    # JSON, not YAML: no YAML 1.1 surprises (e.g. an unquoted 0750 would be an octal integer).
+    return kubectl("apply", "-f", "-", namespace=namespace, input=json.dumps(obj), check=False)
+
+
+def get(kubectl: Kubectl, namespace: str, name: str) -> Manifest:
+    result = kubectl("get", "initpipeline", name, "-o", "json", namespace=namespace)
+    obj: Manifest = json.loads(result.stdout)
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# Accepted
+# ---------------------------------------------------------------------------------------------
+
+
+def test_full_api_example_is_accepted_unchanged(kubectl: Kubectl, namespace: str) -> None:
+    sent = yaml.safe_load(FULL_EXAMPLE)
+    result = apply(kubectl, namespace, sent)
+    assert result.returncode == 0, result.stderr
+
+    # Stored as sent (nothing pruned: step containers and the Pod template keep their Container
+    # fields), plus the one default the example leaves out.
+    expected = copy.deepcopy(sent["spec"])
+    expected["steps"][2]["copyAssets"]["path"] = ""
+    assert get(kubectl, namespace, "shop-web")["spec"] == expected
+
+
+def test_defaults_are_filled_in(kubectl: Kubectl, namespace: str) -> None:
+    obj = minimal(
+        "defaults",
+        steps=[
+            {
+                "name": "site",
+                "copyAssets": {"image": "assets:1", "from": "/dist", "volume": "html"},
+            },
+            wait_step(
+                "cert",
+                resource={"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": "tls"},
+            ),
+        ],
+    )
+    result = apply(kubectl, namespace, obj)
+    assert result.returncode == 0, result.stderr
+
+    spec = get(kubectl, namespace, "defaults")["spec"]
+    assert spec["replicas"] == 1
+    assert spec["suspend"] is False
+    assert spec["steps"][0]["copyAssets"]["path"] == ""
+    assert spec["steps"][1]["waitFor"][0]["resource"]["condition"] == "Ready"
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param(wait_step(tcp="10.0.0.7:5432"), id="tcp-ipv4"),
+        pytest.param(wait_step(tcp="[fd00::7]:5432"), id="tcp-ipv6"),
+        pytest.param(wait_step(tcp="db.other-ns.svc.cluster.local:5432"), id="tcp-fqdn"),
+        pytest.param(wait_step(service="other-ns/mydb"), id="service-other-namespace"),
+        pytest.param(wait_step(http="https://example.com"), id="https-no-path"),
+        pytest.param(wait_step(http="http://10.0.0.1:8080/health?full=1"), id="http-query"),
+        pytest.param(
+            {"name": "data", "prepareVolume": {"volume": "data", "mode": "750"}},
+            id="prepare-mode-only",
+        ),
+        pytest.param(
+            {"name": "cfg", "download": {"url": "https://h/a", "volume": "v", "path": "a/b.conf"}},
+            id="download-nested-path",
+        ),
+        pytest.param(
+            {"name": "side", "sidecar": {"image": "envoy:1", "restartPolicy": "Always"}},
+            id="sidecar-restart-always",
+        ),
+    ],
+)
+def test_valid_variants_are_accepted(kubectl: Kubectl, namespace: str, step: Manifest) -> None:
+    result = apply(kubectl, namespace, with_steps(step))
+    assert result.returncode == 0, result.stderr
+
+
+def test_zero_replicas_and_suspend_are_accepted(kubectl: Kubectl, namespace: str) -> None:
+    result = apply(kubectl, namespace, minimal("idle", replicas=0, suspend=True))
+    assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Refused, with a message naming the field
+# ---------------------------------------------------------------------------------------------
+
+
+def _template_with(**pod_spec: Any) -> Manifest:
+    spec: Manifest = {"containers": [{"name": "app", "image": "busybox:1.36"}], **pod_spec}
+    return {"spec": spec}
+
+
+INVALID: list[Any] = [
+    pytest.param(
+        with_steps({"name": "both", "waitFor": [{"tcp": "db:5432"}], "run": {"image": "x"}}),
+        ["spec.steps[0]", ACTION_MESSAGE, 'step "both" has waitFor, run'],
+        id="two-actions",
+    ),
+    pytest.param(
+        with_steps({"name": "nothing"}),
+        ["spec.steps[0]", ACTION_MESSAGE, 'step "nothing" has none'],
+        id="no-action",
+    ),
+    pytest.param(
+        with_steps(wait_step("same", tcp="a:1"), wait_step("same", tcp="b:1")),
+        ["spec.steps", "step names must be unique", '"same" is used more than once'],
+        id="duplicate-step-names",
+    ),
+    pytest.param(
+        with_steps(wait_step("app", tcp="a:1")),
+        ["spec.steps", "must differ from container names", '"app" is both'],
+        id="step-name-clashes-with-container",
+    ),
+    pytest.param(
+        with_steps(wait_step("initpipeline-wait", tcp="a:1")),
+        ["spec.steps[0].name", 'reserved prefix "initpipeline-"'],
+        id="reserved-prefix",
+    ),
+    pytest.param(
+        minimal(template=_template_with(initContainers=[{"name": "old", "image": "x"}])),
+        ["spec.template.spec.initContainers", "use steps instead of template.spec.initContainers"],
+        id="template-init-containers",
+    ),
+    pytest.param(
+        with_steps(wait_step(tcp="mysql")),
+        ["spec.steps[0].waitFor[0].tcp", "should match"],
+        id="tcp-without-port",
+    ),
+    pytest.param(
+        with_steps(wait_step(tcp="mysql:70000")),
+        ["spec.steps[0].waitFor[0].tcp", "port must be between 1 and 65535"],
+        id="tcp-port-out-of-range",
+    ),
+    pytest.param(
+        with_steps(wait_step(http="config-server:8888/health")),
+        ["spec.steps[0].waitFor[0].http", "should match"],
+        id="http-without-scheme",
+    ),
+    pytest.param(
+        with_steps(wait_step(http="ftp://files/x")),
+        ["spec.steps[0].waitFor[0].http", "should match"],
+        id="http-wrong-scheme",
+    ),
+    pytest.param(
+        with_steps(wait_step(tcp="db:5432", port=5432)),
+        ["spec.steps[0].waitFor[0].port", "only allowed with a service target"],
+        id="port-on-tcp-target",
+    ),
+    pytest.param(
+        with_steps(wait_step(service="mydb", expectStatus=200)),
+        ["spec.steps[0].waitFor[0].expectStatus", "only allowed with an http target"],
+        id="expect-status-on-service",
+    ),
+    pytest.param(
+        with_steps(wait_step(dns="db", bodyContains="UP")),
+        ["spec.steps[0].waitFor[0].bodyContains", "only allowed with an http target"],
+        id="body-contains-on-dns",
+    ),
+    pytest.param(
+        with_steps(wait_step(service="mydb", tcp="mysql:3306")),
+        ["spec.steps[0].waitFor[0]", "exactly one of service, tcp", "this one has service, tcp"],
+        id="two-kinds-in-one-target",
+    ),
+    pytest.param(
+        with_steps(wait_step(port=5432)),
+        ["spec.steps[0].waitFor[0]", "exactly one of service, tcp", "this one has none"],
+        id="target-without-kind",
+    ),
+    pytest.param(
+        with_steps(wait_step(service="Bad_Name")),
+        ["spec.steps[0].waitFor[0].service", "should match"],
+        id="bad-service-name",
+    ),
+    pytest.param(
+        with_steps(wait_step(file="certs/tls.crt")),
+        ["spec.steps[0].waitFor[0].file", "should match"],
+        id="relative-file",
+    ),
+    pytest.param(
+        with_steps(wait_step(file="/certs/tls.crt")),
+        ["spec.steps[0].waitFor", "a file target must lie inside a volume mounted by this step"],
+        id="file-without-volume-mount",
+    ),
+    pytest.param(
+        with_steps(
+            {
+                "name": "wait",
+                "waitFor": [{"file": "/certsx/tls.crt"}],
+                "volumeMounts": [{"name": "certs", "mountPath": "/certs"}],
+            }
+        ),
+        ["spec.steps[0].waitFor", "a file target must lie inside a volume mounted by this step"],
+        id="file-outside-volume-mount",
+    ),
+    pytest.param(
+        with_steps(
+            {
+                "name": "mig",
+                "run": {"image": "x"},
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+            }
+        ),
+        ["spec.steps[0].volumeMounts", "only for waitFor steps"],
+        id="volume-mounts-on-run-step",
+    ),
+    pytest.param(
+        with_steps({"name": "mig", "run": {"name": "mig", "image": "x"}}),
+        ["spec.steps[0].run.name", "must not be set", "step name"],
+        id="name-inside-run",
+    ),
+    pytest.param(
+        with_steps({"name": "side", "sidecar": {"name": "side", "image": "x"}}),
+        ["spec.steps[0].sidecar.name", "must not be set"],
+        id="name-inside-sidecar",
+    ),
+    pytest.param(
+        with_steps({"name": "mig", "run": {"image": "x", "restartPolicy": "Always"}}),
+        ["spec.steps[0].run.restartPolicy", "use a sidecar step"],
+        id="restart-policy-in-run",
+    ),
+    pytest.param(
+        with_steps({"name": "side", "sidecar": {"image": "x", "restartPolicy": "Never"}}),
+        ["spec.steps[0].sidecar.restartPolicy", "can only be Always"],
+        id="sidecar-restart-never",
+    ),
+    pytest.param(
+        with_steps({"name": "mig", "run": {"command": ["x"]}}),
+        ["spec.steps[0].run.image", "Required value"],
+        id="run-without-image",
+    ),
+    pytest.param(
+        with_steps({"name": "data", "prepareVolume": {"volume": "data", "mode": "0999"}}),
+        ["spec.steps[0].prepareVolume.mode", "should match"],
+        id="bad-mode",
+    ),
+    pytest.param(
+        with_steps({"name": "data", "prepareVolume": {"volume": "data", "owner": "redis"}}),
+        ["spec.steps[0].prepareVolume.owner", "should match"],
+        id="non-numeric-owner",
+    ),
+    pytest.param(
+        with_steps({"name": "data", "prepareVolume": {"volume": "data"}}),
+        ["spec.steps[0].prepareVolume", "at least one of path, mode, owner"],
+        id="prepare-volume-does-nothing",
+    ),
+    pytest.param(
+        with_steps(
+            {"name": "cfg", "download": {"url": "http://h/a", "volume": "v", "path": "../etc/a"}}
+        ),
+        ["spec.steps[0].download.path", "relative file path inside the volume"],
+        id="download-path-dotdot",
+    ),
+    pytest.param(
+        with_steps(
+            {"name": "cfg", "download": {"url": "http://h/a", "volume": "v", "path": "/etc/a"}}
+        ),
+        ["spec.steps[0].download.path", "relative file path inside the volume"],
+        id="download-path-absolute",
+    ),
+    pytest.param(
+        with_steps(
+            {
+                "name": "site",
+                "copyAssets": {"image": "a:1", "from": "/dist", "volume": "v", "path": "x/../.."},
+            }
+        ),
+        ["spec.steps[0].copyAssets.path", "relative path inside the volume"],
+        id="copy-assets-path-dotdot",
+    ),
+    pytest.param(
+        with_steps({"name": "site", "copyAssets": {"image": "a:1", "from": "/d", "volume": "V"}}),
+        ["spec.steps[0].copyAssets.volume", "should match"],
+        id="volume-not-a-dns-label",
+    ),
+    pytest.param(
+        with_steps(wait_step("Wait_DB", tcp="db:1")),
+        ["spec.steps[0].name", "should match"],
+        id="step-name-not-a-dns-label",
+    ),
+    pytest.param(
+        with_steps({"name": "w", "timeoutSeconds": 0, "waitFor": [{"tcp": "db:1"}]}),
+        ["spec.steps[0].timeoutSeconds", "should be greater than or equal to 1"],
+        id="timeout-zero",
+    ),
+    pytest.param(
+        with_steps({"name": "w", "waitFor": []}),
+        ["spec.steps[0].waitFor", "should have at least 1 items"],
+        id="empty-wait-for",
+    ),
+    pytest.param(
+        with_steps(*[wait_step(f"s{i}", tcp="db:1") for i in range(33)]),
+        ["spec.steps", "must have at most 32 items"],
+        id="too-many-steps",
+    ),
+    pytest.param(
+        minimal(steps=[]),
+        ["spec.steps", "should have at least 1 items"],
+        id="no-steps",
+    ),
+    pytest.param(
+        minimal(replicas=-1),
+        ["spec.replicas", "should be greater than or equal to 0"],
+        id="negative-replicas",
+    ),
+    pytest.param(
+        minimal(template={"metadata": {"labels": {"app": "x"}}}),
+        ["spec.template.spec", "Required value"],
+        id="template-without-spec",
+    ),
+    pytest.param(
+        minimal(template=_template_with(volumes=[{"name": "initpipeline-signal", "emptyDir": {}}])),
+        ["spec.template.spec.volumes[0].name", 'reserved prefix "initpipeline-"'],
+        id="template-volume-reserved-prefix",
+    ),
+]
+
+
+@pytest.mark.parametrize(("manifest", "expected"), INVALID)
+def test_invalid_spec_is_refused_naming_the_field(
+    kubectl: Kubectl, namespace: str, manifest: Manifest, expected: list[str]
+) -> None:
+    result = apply(kubectl, namespace, manifest)
+    assert result.returncode != 0, f"accepted:\n{yaml.safe_dump(manifest)}"
+    for text in expected:
+        assert text in result.stderr, f"{text!r} not in:\n{result.stderr}"
+    # Refused means nothing stored.
+    listed = kubectl("get", "initpipelines", "-o", "name", namespace=namespace)
+    assert listed.stdout.strip() == ""
+
+
+def test_unknown_spec_field_is_refused(kubectl: Kubectl, namespace: str) -> None:
+    obj = minimal(replica=2)  # typo of replicas
+    result = apply(kubectl, namespace, obj)
+    assert result.returncode != 0
+    assert 'unknown field "spec.replica"' in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Status, printer columns, scale, explain
+# ---------------------------------------------------------------------------------------------
+
+STATUS: Manifest = {
+    "observedGeneration": 1,
+    "replicas": 1,
+    "readyReplicas": 0,
+    "ready": "0/1",
+    "selector": "initpipeline.io/name=shop-web",
+    "progress": "2/6",
+    "currentStep": "site",
+    "message": "step 3/6 site: copying /dist",
+    "pods": [
+        {
+            "name": "shop-web-7c9f2-0",
+            "phase": "Pending",
+            "ready": False,
+            "currentStep": "site",
+            "restarts": 0,
+        }
+    ],
+    "steps": [
+        {
+            "name": "wait-deps",
+            "type": "WaitFor",
+            "state": "Succeeded",
+            "startedAt": "2026-11-25T10:00:01Z",
+            "finishedAt": "2026-11-25T10:00:13Z",
+            "exitCode": 0,
+            "restartCount": 0,
+            "reason": "Completed",
+            "message": "mydb: 2 ready endpoints; mysql:3306 reachable after 12s",
+            "waitingOn": [],
+        },
+        {
+            "name": "fetch-config",
+            "type": "Download",
+            "state": "Succeeded",
+            "startedAt": "2026-11-25T10:00:14Z",
+            "finishedAt": "2026-11-25T10:00:15Z",
+            "exitCode": 0,
+            "restartCount": 0,
+            "reason": "Completed",
+        },
+        {
+            "name": "site",
+            "type": "CopyAssets",
+            "state": "Running",
+            "startedAt": "2026-11-25T10:00:16Z",
+            "restartCount": 0,
+            "waitingOn": ["copying /dist"],
+        },
+        {"name": "data-dir", "type": "PrepareVolume", "state": "Pending"},
+        {"name": "migrate", "type": "Run", "state": "Pending"},
+        {"name": "log-shipper", "type": "Sidecar", "state": "Pending"},
+    ],
+    "conditions": [
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "Initializing",
+            "message": "step 3/6 site: copying /dist",
+            "observedGeneration": 1,
+            "lastTransitionTime": "2026-11-25T10:00:01Z",
+        },
+        {
+            "type": "Reconciling",
+            "status": "True",
+            "reason": "Initializing",
+            "message": "step 3/6 site: copying /dist",
+            "observedGeneration": 1,
+            "lastTransitionTime": "2026-11-25T10:00:01Z",
+        },
+        {
+            "type": "Stalled",
+            "status": "False",
+            "reason": "Initializing",
+            "message": "",
+            "observedGeneration": 1,
+            "lastTransitionTime": "2026-11-25T10:00:01Z",
+        },
+    ],
+}
+
+
+@pytest.fixture
+def shop_web(kubectl: Kubectl, namespace: str) -> str:
+    """The full example, created, with STATUS written through the status subresource."""
+    result = apply(kubectl, namespace, yaml.safe_load(FULL_EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    kubectl(
+        "patch", "initpipeline", "shop-web", "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": STATUS}), namespace=namespace,
+    )  # fmt: skip
+    return "shop-web"
+
+
+def test_status_fields_survive_a_status_patch(
+    kubectl: Kubectl, namespace: str, shop_web: str
+) -> None:
+    assert get(kubectl, namespace, shop_web)["status"] == STATUS
+
+
+def test_status_is_not_writable_through_the_main_resource(
+    kubectl: Kubectl, namespace: str, shop_web: str
+) -> None:
+    kubectl(
+        "patch", "initpipeline", shop_web, "--type=merge",
+        "-p", json.dumps({"status": {"currentStep": "hacked"}}), namespace=namespace,
+    )  # fmt: skip
+    assert get(kubectl, namespace, shop_web)["status"]["currentStep"] == "site"
+
+
+def test_invalid_status_is_refused(kubectl: Kubectl, namespace: str, shop_web: str) -> None:
+    bad = {"status": {"steps": [{"name": "site", "state": "Sleeping"}]}}
+    result = kubectl(
+        "patch", "initpipeline", shop_web, "--subresource=status", "--type=merge",
+        "-p", json.dumps(bad), namespace=namespace, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "status.steps[0].state" in result.stderr
+
+
+def _table(text: str) -> tuple[list[str], str]:
+    header, row = text.strip().splitlines()
+    return header.split(), row
+
+
+def test_printer_columns(kubectl: Kubectl, namespace: str, shop_web: str) -> None:
+    header, row = _table(kubectl("get", "ipl", shop_web, namespace=namespace).stdout)
+    assert header == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE"]
+    assert row.split()[:5] == [shop_web, "0/1", "2/6", "Initializing", "site"]
+
+
+def test_wide_printer_columns(kubectl: Kubectl, namespace: str, shop_web: str) -> None:
+    out = kubectl("get", "ipl", shop_web, "-o", "wide", namespace=namespace).stdout
+    header, row = _table(out)
+    assert header == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE", "POD", "MESSAGE"]
+    assert row.split()[:5] == [shop_web, "0/1", "2/6", "Initializing", "site"]
+    assert row.split()[6:] == ["shop-web-7c9f2-0", "step", "3/6", "site:", "copying", "/dist"]
+
+
+def test_kubectl_scale(kubectl: Kubectl, namespace: str, shop_web: str) -> None:
+    kubectl("scale", "initpipeline", shop_web, "--replicas=3", namespace=namespace)
+    assert get(kubectl, namespace, shop_web)["spec"]["replicas"] == 3
+    scale = json.loads(
+        kubectl(
+            "get", "--raw",
+            f"/apis/initpipeline.io/v1alpha1/namespaces/{namespace}/initpipelines/{shop_web}/scale",
+        ).stdout
+    )  # fmt: skip
+    assert scale["spec"]["replicas"] == 3
+    assert scale["status"] == {"replicas": 1, "selector": STATUS["selector"]}
+
+
+def test_kubectl_explain_describes_fields(kubectl: Kubectl) -> None:
+    # The published OpenAPI document follows a CRD change after a short delay.
+    deadline = time.monotonic() + 60
+    while True:
+        result = kubectl("explain", "initpipelines.spec.steps.waitFor", check=False)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert result.returncode == 0, result.stderr
+    for text in ("concurrently", "service", "expectStatus", "bodyContains", "resource"):
+        assert text in result.stdout
+    result = kubectl("explain", "ipl.spec.steps.run")
+    assert "except name" in result.stdout
