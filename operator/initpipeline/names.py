@@ -25,3 +25,6 @@ TOOLS_DIR: Final = "/var/run/initpipeline-tools"
 
 # Exit code of a wait step whose timeoutSeconds ran out (status reason WaitTimeout).
 WAIT_TIMEOUT_EXIT_CODE: Final = 124
+
+# Where download, copyAssets and prepareVolume steps mount their target volume.
+TARGET_DIR: Final = "/var/run/initpipeline-volume"

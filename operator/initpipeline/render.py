@@ -1,0 +1,343 @@
+"""InitPipeline -> Pod manifests (plain dicts). Pure: no I/O, same input -> equal output.
+
+Pod shape:
+
+- metadata: `<name>-<hash[:5]>-<index>` (see `pod_name`), the namespace of the pipeline,
+  template labels plus PIPELINE_LABEL, SPEC_HASH_LABEL and REPLICA_LABEL (ours win), template
+  annotations, and an ownerReference to the InitPipeline (controller, blockOwnerDeletion).
+  The release annotation is not pre-set: the operator patches it when API-side targets hold.
+- spec: the template's Pod spec as given (restartPolicy, serviceAccountName, securityContext
+  ...), plus one init container per step in spec order, named after the step. In front of
+  the first copyAssets step comes TOOLS_CONTAINER, which belongs to that step (see
+  `container_names`).
+- volumes: the template's, then an emptyDir for each volume a step names (its target volume
+  or a volumeMount) that the template lacks, then TOOLS_VOLUME (copyAssets) and the
+  SIGNAL_VOLUME downward API volume (wait steps with API-side targets).
+
+Generated containers (wait, download, copyAssets, tools) are hardened to the "restricted"
+Pod Security level: non-root uid/gid 65532, no privilege escalation, all capabilities
+dropped, RuntimeDefault seccomp, read-only root filesystem, small resources,
+FallbackToLogsOnError. prepareVolume is the exception (see `_prepare_volume`). run and
+sidecar containers are the user's, taken as written.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable
+from typing import Any, Final
+
+from initpipeline import scripts
+from initpipeline.names import (
+    PIPELINE_LABEL,
+    RELEASED_ANNOTATION,
+    REPLICA_LABEL,
+    SIGNAL_DIR,
+    SIGNAL_FILE,
+    SIGNAL_VOLUME,
+    SPEC_HASH_LABEL,
+    TARGET_DIR,
+    TOOLS_CONTAINER,
+    TOOLS_DIR,
+    TOOLS_VOLUME,
+)
+from initpipeline.spec import API_VERSION, KIND, Pipeline, PipelineSpec, Step, StepType
+
+HASH_LENGTH: Final = 10
+MAX_NAME: Final = 63
+GENERATED_UID: Final = 65532
+# A sidecar's derived startupProbe gives up after this long when the step has no timeout.
+DEFAULT_STARTUP_SECONDS: Final = 300
+
+_PROBE_HANDLERS: Final = ("exec", "httpGet", "tcpSocket", "grpc")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def spec_hash(spec: PipelineSpec) -> str:
+    """10 hex digits of sha256 over the canonical JSON of `steps` and `template`.
+
+    `replicas` and `suspend` are left out, so scaling or suspending never replaces Pods.
+    """
+    data = spec.model_dump(mode="json", by_alias=True, include={"steps", "template"})
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def pod_name(pipeline: Pipeline, index: int) -> str:
+    """`<name>-<hash[:5]>-<index>`, a DNS label of at most 63 characters.
+
+    A name that does not fit (or is not a DNS label, e.g. has dots) is shortened, cleaned
+    and given 4 hex digits of its own hash, so two long names sharing a prefix still differ.
+    """
+    suffix = f"-{spec_hash(pipeline.spec)[:5]}-{index}"
+    base = pipeline.name
+    if len(base) + len(suffix) <= MAX_NAME and _DNS_LABEL.match(base):
+        return base + suffix
+    digest = hashlib.sha256(base.encode()).hexdigest()[:4]
+    room = MAX_NAME - len(suffix) - len(digest) - 1
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", base.lower())[:room].strip("-")
+    return f"{cleaned}-{digest}{suffix}" if cleaned else f"{digest}{suffix}"
+
+
+def container_names(pipeline: Pipeline) -> dict[str, Step]:
+    """Init container name -> the step it belongs to, in Pod order.
+
+    Every step's container is named after the step; TOOLS_CONTAINER (generated in front of
+    the first copyAssets step) belongs to that first copyAssets step.
+    """
+    names: dict[str, Step] = {}
+    for step in pipeline.spec.steps:
+        if step.type is StepType.COPY_ASSETS and TOOLS_CONTAINER not in names:
+            names[TOOLS_CONTAINER] = step
+        names[step.name] = step
+    return names
+
+
+def render_pods(pipeline: Pipeline, step_image: str) -> list[dict[str, Any]]:
+    """The Pods of replicas 0 .. replicas-1 (suspend is the caller's business)."""
+    return [render_pod(pipeline, index, step_image) for index in range(pipeline.spec.replicas)]
+
+
+def render_pod(pipeline: Pipeline, index: int, step_image: str) -> dict[str, Any]:
+    """The Pod of replica `index`; `step_image` runs the generated steps (needs busybox)."""
+    spec = pipeline.spec
+    template = copy.deepcopy(spec.template)
+    template_meta = template.get("metadata") or {}
+    labels = {
+        **(template_meta.get("labels") or {}),
+        PIPELINE_LABEL: pipeline.name,
+        SPEC_HASH_LABEL: spec_hash(spec),
+        REPLICA_LABEL: str(index),
+    }
+    metadata: dict[str, Any] = {
+        "name": pod_name(pipeline, index),
+        "namespace": pipeline.namespace,
+        "labels": labels,
+    }
+    if template_meta.get("annotations"):
+        metadata["annotations"] = template_meta["annotations"]
+    metadata["ownerReferences"] = [
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": pipeline.name,
+            "uid": pipeline.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    pod_spec: dict[str, Any] = template["spec"]
+    pod_spec["initContainers"] = _init_containers(pipeline, step_image)
+    volumes = _volumes(spec, pod_spec.get("volumes") or [])
+    if volumes:
+        pod_spec["volumes"] = volumes
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def has_operator_targets(step: Step) -> bool:
+    """True when the operator must release this wait step (service, job, resource targets)."""
+    return any(target.checked_by_operator for target in step.targets)
+
+
+def _hardened_security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsGroup": GENERATED_UID,
+        "runAsNonRoot": True,
+        "runAsUser": GENERATED_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _generated(
+    name: str,
+    image: str,
+    command: list[str],
+    mounts: Iterable[dict[str, Any]],
+    *,
+    pull_policy: str | None = "IfNotPresent",
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": name, "image": image}
+    if pull_policy:
+        container["imagePullPolicy"] = pull_policy
+    container["command"] = command
+    volume_mounts = list(mounts)
+    if volume_mounts:
+        container["volumeMounts"] = volume_mounts
+    container["resources"] = {
+        "limits": {"memory": "64Mi"},
+        "requests": {"cpu": "10m", "memory": "16Mi"},
+    }
+    container["securityContext"] = _hardened_security_context()
+    container["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    return container
+
+
+def _step_mounts(step: Step) -> list[dict[str, Any]]:
+    return [mount.manifest() for mount in step.volume_mounts]
+
+
+def _target_mount(volume: str) -> dict[str, Any]:
+    return {"name": volume, "mountPath": TARGET_DIR}
+
+
+def _init_containers(pipeline: Pipeline, step_image: str) -> list[dict[str, Any]]:
+    containers: list[dict[str, Any]] = []
+    tools_added = False
+    for step in pipeline.spec.steps:
+        kind = step.type
+        if kind is StepType.COPY_ASSETS and not tools_added:
+            tools_added = True
+            containers.append(
+                _generated(
+                    TOOLS_CONTAINER,
+                    step_image,
+                    ["sh", "-c", scripts.tools_script()],
+                    [{"name": TOOLS_VOLUME, "mountPath": TOOLS_DIR}],
+                )
+            )
+        if kind is StepType.WAIT_FOR:
+            containers.append(_wait_for(step, step_image))
+        elif kind is StepType.DOWNLOAD:
+            containers.append(_download(step, step_image))
+        elif kind is StepType.COPY_ASSETS:
+            containers.append(_copy_assets(step))
+        elif kind is StepType.PREPARE_VOLUME:
+            containers.append(_prepare_volume(step, step_image))
+        elif kind is StepType.RUN:
+            containers.append(_user_container(step, step.run))
+        else:
+            containers.append(_sidecar(step))
+    return containers
+
+
+def _wait_for(step: Step, step_image: str) -> dict[str, Any]:
+    mounts = _step_mounts(step)
+    if has_operator_targets(step):
+        mounts.append({"name": SIGNAL_VOLUME, "mountPath": SIGNAL_DIR, "readOnly": True})
+    return _generated(step.name, step_image, ["sh", "-c", scripts.wait_script(step)], mounts)
+
+
+def _download(step: Step, step_image: str) -> dict[str, Any]:
+    assert step.download is not None
+    script = scripts.download_script(step.download, timeout_seconds=step.timeout_seconds)
+    mounts = [_target_mount(step.download.volume), *_step_mounts(step)]
+    return _generated(step.name, step_image, ["sh", "-c", script], mounts)
+
+
+def _copy_assets(step: Step) -> dict[str, Any]:
+    """The assets image, run with the busybox that TOOLS_CONTAINER copied in.
+
+    imagePullPolicy is left to Kubernetes (Always for `:latest`): the image is the user's.
+    """
+    assert step.copy_assets is not None
+    mounts = [
+        _target_mount(step.copy_assets.volume),
+        {"name": TOOLS_VOLUME, "mountPath": TOOLS_DIR, "readOnly": True},
+        *_step_mounts(step),
+    ]
+    command = [scripts.BUSYBOX, "sh", "-c", scripts.copy_assets_script(step.copy_assets)]
+    return _generated(step.name, step.copy_assets.image, command, mounts, pull_policy=None)
+
+
+def _prepare_volume(step: Step, step_image: str) -> dict[str, Any]:
+    """mkdir/chown/chmod on a volume: the one generated step that runs as root.
+
+    It is therefore not "restricted" PodSecurity-compatible (runAsUser 0, runAsNonRoot
+    false, capabilities added): a namespace enforcing `restricted` refuses such a Pod;
+    `baseline` admits it. It still drops every capability except what the job needs:
+    DAC_OVERRIDE (create and enter directories owned by others), CHOWN when `owner` is
+    set, FOWNER when `mode` is set (chmod a directory it does not own).
+    """
+    prepare = step.prepare_volume
+    assert prepare is not None
+    script = scripts.prepare_volume_script(prepare)
+    mounts = [_target_mount(prepare.volume), *_step_mounts(step)]
+    container = _generated(step.name, step_image, ["sh", "-c", script], mounts)
+    add = ["DAC_OVERRIDE"]
+    if prepare.owner:
+        add.append("CHOWN")
+    if prepare.mode:
+        add.append("FOWNER")
+    container["securityContext"].update(
+        {
+            "capabilities": {"add": sorted(add), "drop": ["ALL"]},
+            "runAsGroup": 0,
+            "runAsNonRoot": False,
+            "runAsUser": 0,
+        }
+    )
+    return container
+
+
+def _user_container(step: Step, fields: dict[str, Any] | None) -> dict[str, Any]:
+    assert fields is not None
+    container: dict[str, Any] = {"name": step.name, **copy.deepcopy(fields)}
+    if step.volume_mounts:
+        container["volumeMounts"] = [*container.get("volumeMounts", []), *_step_mounts(step)]
+    return container
+
+
+def _sidecar(step: Step) -> dict[str, Any]:
+    """A native sidecar. With a readinessProbe and no startupProbe it gets a startupProbe
+    with the same handler, so the next step starts only once the sidecar is ready: every
+    `periodSeconds` of the readinessProbe (default 1), for the step's timeoutSeconds
+    (default DEFAULT_STARTUP_SECONDS) before the kubelet restarts it."""
+    container = _user_container(step, step.sidecar)
+    container["restartPolicy"] = "Always"
+    readiness = container.get("readinessProbe")
+    if isinstance(readiness, dict) and "startupProbe" not in container:
+        period = int(readiness.get("periodSeconds") or 1)
+        budget = step.timeout_seconds or DEFAULT_STARTUP_SECONDS
+        probe = {key: copy.deepcopy(readiness[key]) for key in _PROBE_HANDLERS if key in readiness}
+        for key in ("initialDelaySeconds", "timeoutSeconds"):
+            if key in readiness:
+                probe[key] = readiness[key]
+        probe["periodSeconds"] = period
+        probe["successThreshold"] = 1
+        probe["failureThreshold"] = max(1, math.ceil(budget / period))
+        container["startupProbe"] = probe
+    return container
+
+
+def _volumes(spec: PipelineSpec, template_volumes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    volumes = list(template_volumes)
+    present = {volume.get("name") for volume in volumes}
+
+    def add(name: str, volume: dict[str, Any]) -> None:
+        if name not in present:
+            present.add(name)
+            volumes.append({"name": name, **volume})
+
+    for step in spec.steps:
+        for name in _volume_names(step):
+            add(name, {"emptyDir": {}})
+    if any(step.type is StepType.COPY_ASSETS for step in spec.steps):
+        add(TOOLS_VOLUME, {"emptyDir": {}})
+    if any(has_operator_targets(step) for step in spec.steps):
+        field = f"metadata.annotations['{RELEASED_ANNOTATION}']"
+        add(
+            SIGNAL_VOLUME,
+            {"downwardAPI": {"items": [{"path": SIGNAL_FILE, "fieldRef": {"fieldPath": field}}]}},
+        )
+    return volumes
+
+
+def _volume_names(step: Step) -> list[str]:
+    """Volumes a step uses: its target volume and its volumeMounts (step or container)."""
+    names: list[str] = []
+    for action in (step.download, step.copy_assets, step.prepare_volume):
+        if action is not None:
+            names.append(action.volume)
+    names += [mount.name for mount in step.volume_mounts]
+    for fields in (step.run, step.sidecar):
+        for mount in (fields or {}).get("volumeMounts") or []:
+            if isinstance(mount, dict) and isinstance(mount.get("name"), str):
+                names.append(mount["name"])
+    return names

@@ -1,0 +1,486 @@
+"""POSIX sh scripts for the generated steps, written for busybox (`sh`, `nc`, `wget` ...).
+
+Pure string building, no I/O. Every user-supplied string reaches the shell through
+`shlex.quote` only, so no spec value can change what a script does.
+
+Busybox quirks the scripts work around (seen on Debian's busybox-static 1.35 and the
+official busybox images):
+
+- `nc` has no `-z`, and `nc host port </dev/null` stays connected until the server hangs
+  up; `nc -w 3 host port -e true` connects, runs `true` and exits 0, or exits 1 with
+  "can't connect to remote host (...): Connection refused" / "bad address 'x'".
+- `wget -T` crashes on Debian's busybox, so every network call runs under the `timeout`
+  applet instead. `wget` exits 1 on any HTTP status >= 400 without printing the body; `-S`
+  prints the response headers (`  HTTP/1.1 200 OK`) on stderr, the only way to see them.
+- `nslookup` asks the DNS server only (no /etc/hosts) and exits 1 on NXDOMAIN, so the dns
+  check reads /etc/hosts first, like the C library does.
+
+Output protocol (read by users in `kubectl logs` and by `initpipeline.status`):
+
+- While a target does not hold: one line per attempt on stdout,
+  `waiting: <label>: <why>` (label = `Target.describe()`, e.g.
+  `waiting: tcp mysql:3306: Connection refused`). Targets checked by the operator print
+  `waiting: <label>: checked by the operator` until the operator releases the step.
+- When a target holds: `ok: <result>` (e.g. `ok: mysql:3306 reachable after 12s`).
+- Termination message (also the last stdout line), one line in /dev/termination-log:
+  wait success: the results joined by "; ", e.g.
+  `mysql:3306 reachable after 12s; dns myservice resolved after 0s`;
+  wait/download timeout: `WaitTimeout: <labels, comma separated> not met after <N>s`
+  (a download adds `: <last error>`);
+  download: `downloaded <url> (<bytes> bytes)`;
+  copyAssets: `copied <n> files from <image>:<from> to volume <volume>[/<path>]`, or on
+  failure `CopyAssets: ...`; prepareVolume: `prepared volume <v>[/<path>]: ...`.
+- Exit codes: 0 done; WAIT_TIMEOUT_EXIT_CODE (124) timeoutSeconds ran out; 1 the step
+  failed (message says why); 143 stopped by SIGTERM (Pod deleted).
+
+Attempts back off 1, 2, 4, 8, then every 10 seconds (integer `sleep`s only).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from initpipeline.names import (
+    SIGNAL_DIR,
+    SIGNAL_FILE,
+    TARGET_DIR,
+    TOOLS_DIR,
+    WAIT_TIMEOUT_EXIT_CODE,
+)
+from initpipeline.spec import CopyAssets, Download, PrepareVolume, Step, Target, TargetKind
+
+TERMINATION_LOG: Final = "/dev/termination-log"
+SIGNAL_PATH: Final = f"{SIGNAL_DIR}/{SIGNAL_FILE}"
+BUSYBOX: Final = f"{TOOLS_DIR}/busybox"
+
+# Per-attempt limits (seconds): one check never blocks longer than this.
+TCP_TIMEOUT: Final = 5
+HTTP_TIMEOUT: Final = 10
+DNS_TIMEOUT: Final = 10
+COMMAND_TIMEOUT: Final = 60
+DOWNLOAD_ATTEMPT_TIMEOUT: Final = 900
+MAX_DELAY: Final = 10
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _q(text: str | int) -> str:
+    return shlex.quote(str(text))
+
+
+def display(text: str) -> str:
+    """A user string made safe for a one-line message (control characters become '?')."""
+    return _CONTROL.sub("?", text)
+
+
+def label(target: Target) -> str:
+    """The label of a target in progress lines and messages: `Target.describe()`, one line."""
+    return display(target.describe())
+
+
+def service_host(target: Target) -> str:
+    """The DNS name a `service` target's `port` is checked on: `name`, or `name.ns.svc`."""
+    assert target.service is not None
+    namespace, _, name = target.service.rpartition("/")
+    return f"{name}.{namespace}.svc" if namespace else name
+
+
+_PRELUDE: Final = f"""\
+set -u
+trap 'exit 143' TERM INT
+tlog={{tlog}}
+start=$(date +%s)
+say() {{ printf 'waiting: %s: %s\\n' "$1" "$2"; }}
+finish() {{ printf '%s\\n' "$1"; printf '%s\\n' "$1" >"$tlog" 2>/dev/null || :; }}
+last() {{
+  printf '%s\\n' "$1" | sed -e '/^[[:space:]]*$/d' -e '/^body:/d' -e 's/^[a-z_]*: //' \\
+    -e "s/^can't connect to remote host ([^)]*): //" | tail -n 1 | cut -c 1-200
+}}
+unmet() {{
+  for label in "$@"; do
+    case ", $missing, " in
+      *", $label, "*) ;;
+      *) missing="${{missing:+$missing, }}$label" ;;
+    esac
+  done
+}}
+poll() {{
+  delay=1
+  while ! "$1"; do
+    [ -z "$why" ] || say "$2" "$why"
+    sleep "$delay"
+    delay=$((delay * 2))
+    [ "$delay" -le {MAX_DELAY} ] || delay={MAX_DELAY}
+  done
+}}
+"""
+
+
+def _prelude(termination_log: str) -> str:
+    return _PRELUDE.replace("{tlog}", _q(termination_log))
+
+
+def _tcp_check(fn: str, host: str, port: int) -> str:
+    return f"""\
+{fn}() {{
+  why=''
+  out=$(timeout {TCP_TIMEOUT} nc -w 3 {_q(host)} {_q(port)} -e true 2>&1 </dev/null) && return 0
+  why=$(last "$out")
+  [ -n "$why" ] || why='no connection within {TCP_TIMEOUT}s'
+  return 1
+}}
+"""
+
+
+def _http_check(fn: str, target: Target) -> str:
+    assert target.http is not None
+    url = _q(target.http)
+    if target.body_contains is None:
+        fetch = f"out=$(timeout {HTTP_TIMEOUT} wget -S -q -O /dev/null {url} 2>&1 </dev/null)"
+        body_test = ""
+    else:
+        needle = target.body_contains
+        fetch = (
+            f"out=$({{ timeout {HTTP_TIMEOUT} wget -S -q -O - {url} 2>&3 </dev/null"
+            f" | {{ if grep -qF -e {_q(needle)}; then echo body:match;"
+            " else echo body:nomatch; fi; cat >/dev/null; }; } 3>&1)"
+        )
+        missing = _q(f"body does not contain {display(needle)!r}")
+        body_test = f"""\
+  if ! printf '%s\\n' "$out" | grep -qx 'body:match'; then
+    why="HTTP $code, "{missing}
+    return 1
+  fi
+"""
+    if target.expect_status is None:
+        pattern, want = "2[0-9][0-9]", "2xx"
+    else:
+        pattern = want = str(target.expect_status)
+    return f"""\
+{fn}() {{
+  why=''
+  {fetch}
+  code=$(printf '%s\\n' "$out" | sed -n 's/^ *HTTP\\/[0-9.]* \\([0-9][0-9]*\\).*/\\1/p' | tail -n 1)
+  if [ -z "$code" ]; then
+    why=$(last "$out")
+    [ -n "$why" ] || why='no answer within {HTTP_TIMEOUT}s'
+    return 1
+  fi
+  case "$code" in
+    {pattern}) ;;
+    *) why="HTTP $code, want {want}"; return 1 ;;
+  esac
+{body_test}  return 0
+}}
+"""
+
+
+_HOSTS_AWK: Final = (
+    'BEGIN { n = tolower(ENVIRON["name"]) } /^[ \\t]*#/ { next }'
+    " { for (i = 2; i <= NF; i++) if (tolower($i) == n) f = 1 } END { exit !f }"
+)
+
+
+def _dns_check(fn: str, name: str) -> str:
+    return f"""\
+{fn}() {{
+  why=''
+  name={_q(name)} awk {_q(_HOSTS_AWK)} /etc/hosts 2>/dev/null && return 0
+  out=$(timeout {DNS_TIMEOUT} nslookup {_q(name)} 2>&1 </dev/null) && return 0
+  why=$(printf '%s\\n' "$out" | sed -n "s/^\\*\\* server can't find [^:]*: //p" | tail -n 1)
+  [ -n "$why" ] || why=$(last "$out")
+  [ -n "$why" ] || why='does not resolve'
+  return 1
+}}
+"""
+
+
+def _file_check(fn: str, path: str) -> str:
+    return f"""\
+{fn}() {{
+  why='does not exist'
+  [ -e {_q(path)} ]
+}}
+"""
+
+
+def _command_check(fn: str, argv: Sequence[str]) -> str:
+    words = " ".join(_q(word) for word in argv)
+    return f"""\
+{fn}() {{
+  why=''
+  out=$(timeout {COMMAND_TIMEOUT} {words} 2>&1 </dev/null)
+  rc=$?
+  [ "$rc" -eq 0 ] && return 0
+  why="exit $rc"
+  [ "$rc" -ne 143 ] || why='no exit within {COMMAND_TIMEOUT}s'
+  detail=$(last "$out")
+  [ -z "$detail" ] || why="$why: $detail"
+  return 1
+}}
+"""
+
+
+def _signal_check(fn: str, step_name: str, labels: Iterable[str], signal_path: str) -> str:
+    says = "".join(f"  say {_q(text)} 'checked by the operator'\n" for text in labels)
+    return f"""\
+{fn}() {{
+  why=''
+  released=$(cat {_q(signal_path)} 2>/dev/null) || released=''
+  case ",$released," in
+    *,{_q(step_name)},*) return 0 ;;
+  esac
+{says}  return 1
+}}
+"""
+
+
+def wait_script(
+    step: Step,
+    *,
+    termination_log: str = TERMINATION_LOG,
+    signal_path: str = SIGNAL_PATH,
+) -> str:
+    """The script of a waitFor step: all in-Pod targets checked concurrently.
+
+    Each in-Pod target runs in its own background subshell that retries with backoff until
+    the target holds; API-side targets (service existence and endpoints, job, resource) are
+    one more subshell that waits for the step's name in the operator's release list at
+    `signal_path` (a downward API file). The main loop notices each finished subshell within
+    a second, so the `after Ns` times are exact to a second.
+    """
+    checks: list[str] = []
+    # (check function, progress label, result text before " after Ns", labels while unmet)
+    pollers: list[tuple[str, str, str, tuple[str, ...]]] = []
+    operator_labels: list[str] = []
+    for target in step.targets:
+        fn = f"check_{len(pollers)}"
+        text = label(target)
+        kind = target.kind
+        if target.checked_by_operator:
+            operator_labels.append(text)
+            if kind is TargetKind.SERVICE and target.port is not None:
+                host = service_host(target)
+                checks.append(_tcp_check(fn, host, target.port))
+                pollers.append((fn, text, f"{host}:{target.port} reachable", (text,)))
+            continue
+        if kind is TargetKind.TCP:
+            assert target.tcp is not None
+            host, _, port = target.tcp.rpartition(":")
+            checks.append(_tcp_check(fn, host, int(port)))
+            result = f"{target.tcp} reachable"
+        elif kind is TargetKind.HTTP:
+            assert target.http is not None
+            checks.append(_http_check(fn, target))
+            result = f"{display(target.http)} answered"
+        elif kind is TargetKind.DNS:
+            assert target.dns is not None
+            checks.append(_dns_check(fn, target.dns))
+            result = f"{text} resolved"
+        elif kind is TargetKind.FILE:
+            assert target.file is not None
+            checks.append(_file_check(fn, target.file))
+            result = f"{text} exists"
+        else:
+            assert target.command is not None
+            checks.append(_command_check(fn, target.command))
+            result = f"{text} succeeded"
+        pollers.append((fn, text, result, (text,)))
+    if operator_labels:
+        fn = f"check_{len(pollers)}"
+        checks.append(_signal_check(fn, step.name, operator_labels, signal_path))
+        joined = ", ".join(operator_labels)
+        pollers.append((fn, joined, f"{joined} confirmed by the operator", tuple(operator_labels)))
+
+    lines = [_prelude(termination_log), *checks]
+    for index, (fn, text, _, _) in enumerate(pollers):
+        lines.append(f"poll {fn} {_q(text)} &\np{index}=$!\n")
+    lines.append("met=0\nwhile :; do\n  elapsed=$(( $(date +%s) - start ))\n")
+    for index, (_, _, result, _) in enumerate(pollers):
+        lines.append(
+            f"""\
+  if [ -z "${{d{index}:-}}" ] && ! kill -0 "$p{index}" 2>/dev/null; then
+    if ! wait "$p{index}"; then
+      finish "check of "{_q(pollers[index][1])}" stopped unexpectedly"
+      exit 1
+    fi
+    d{index}=$elapsed
+    met=$((met + 1))
+    printf 'ok: %s after %ss\\n' {_q(result)} "$elapsed"
+  fi
+"""
+        )
+    lines.append(f'  [ "$met" -lt {len(pollers)} ] || break\n')
+    if step.timeout_seconds is not None:
+        limit = step.timeout_seconds
+        unmet = "".join(
+            f'    [ -n "${{d{index}:-}}" ] || unmet {" ".join(_q(text) for text in labels)}\n'
+            for index, (_, _, _, labels) in enumerate(pollers)
+        )
+        pids = " ".join(f'"$p{index}"' for index in range(len(pollers)))
+        lines.append(
+            f"""\
+  if [ "$elapsed" -ge {limit} ]; then
+    missing=''
+{unmet}    kill {pids} 2>/dev/null
+    finish "WaitTimeout: $missing not met after {limit}s"
+    exit {WAIT_TIMEOUT_EXIT_CODE}
+  fi
+"""
+        )
+    lines.append("  sleep 1\ndone\nmsg=''\n")
+    for index, (_, _, result, _) in enumerate(pollers):
+        lines.append(f'msg="${{msg:+$msg; }}"{_q(result + " after ")}"${{d{index}}}s"\n')
+    lines.append('finish "$msg"\n')
+    return "".join(lines)
+
+
+def download_script(
+    download: Download,
+    *,
+    timeout_seconds: int | None = None,
+    target_dir: str = TARGET_DIR,
+    termination_log: str = TERMINATION_LOG,
+) -> str:
+    """The script of a download step: GET `url` into `target_dir/path`, retrying with backoff.
+
+    The file is written under a temporary name next to the destination and renamed, so a
+    reader never sees half a file. Without `timeout_seconds` it retries until it succeeds.
+    """
+    dest = f"{target_dir.rstrip('/')}/{download.path}"
+    text = display(f"download {download.url}")
+    limit = timeout_seconds or 0
+    return f"""\
+{_prelude(termination_log)}url={_q(download.url)}
+dest={_q(dest)}
+dir=${{dest%/*}}
+tmp="$dir/.${{dest##*/}}.initpipeline-tmp"
+mkdir -p "$dir" || {{ finish "cannot create directory "{_q(display(dest))}; exit 1; }}
+delay=1
+why=''
+while :; do
+  per={DOWNLOAD_ATTEMPT_TIMEOUT}
+  if [ {limit} -gt 0 ]; then
+    per=$(( {limit} - ($(date +%s) - start) ))
+    if [ "$per" -le 0 ]; then
+      finish "WaitTimeout: "{_q(text)}" not met after {limit}s${{why:+: $why}}"
+      exit {WAIT_TIMEOUT_EXIT_CODE}
+    fi
+  fi
+  if out=$(timeout "$per" wget -q -O "$tmp" "$url" 2>&1 </dev/null); then
+    size=$(( $(wc -c <"$tmp") ))
+    if mv -f "$tmp" "$dest"; then
+      finish "downloaded "{_q(display(download.url))}" ($size bytes)"
+      exit 0
+    fi
+    why="cannot write "{_q(display(dest))}
+  else
+    why=$(last "$out")
+    [ -n "$why" ] || why="no complete answer within ${{per}}s"
+  fi
+  rm -f "$tmp"
+  say {_q(text)} "$why"
+  if [ {limit} -gt 0 ]; then
+    left=$(( {limit} - ($(date +%s) - start) ))
+    [ "$delay" -le "$left" ] || delay=$left
+    [ "$delay" -ge 1 ] || delay=1
+  fi
+  sleep "$delay"
+  delay=$((delay * 2))
+  [ "$delay" -le {MAX_DELAY} ] || delay={MAX_DELAY}
+done
+"""
+
+
+def tools_script(busybox: str = "/bin/busybox", tools_dir: str = TOOLS_DIR) -> str:
+    """The script of TOOLS_CONTAINER: copy the step image's static busybox into `tools_dir`.
+
+    copyAssets steps then run it inside images that have no shell and no `cp`.
+    """
+    target = f"{tools_dir.rstrip('/')}/busybox"
+    return f"""\
+set -eu
+cp {_q(busybox)} {_q(target)}
+chmod 0555 {_q(target)}
+{_q(target)} true
+echo 'busybox ready for copyAssets steps' >/dev/termination-log 2>/dev/null || :
+"""
+
+
+def copy_assets_script(
+    copy: CopyAssets,
+    *,
+    busybox: str = BUSYBOX,
+    target_dir: str = TARGET_DIR,
+    termination_log: str = TERMINATION_LOG,
+) -> str:
+    """The script of a copyAssets step, run by `busybox sh` inside the assets image.
+
+    Every tool is called as `busybox <applet>`, so the image needs neither a shell nor
+    `cp`. Copies the content of `from` (a directory, or a single file) into the volume.
+    """
+    dest = f"{target_dir.rstrip('/')}/{copy.path}".rstrip("/")
+    where = display(f"volume {copy.volume}" + (f"/{copy.path}" if copy.path else ""))
+    source = display(f"{copy.image}:{copy.from_}")
+    return f"""\
+set -u
+bb={_q(busybox)}
+tlog={_q(termination_log)}
+src={_q(copy.from_)}
+dest={_q(dest)}
+fail() {{ printf '%s\\n' "$1" >&2; printf '%s\\n' "$1" >"$tlog" 2>/dev/null; exit 1; }}
+if [ -d "$src" ]; then
+  n=$("$bb" find "$src" ! -type d | "$bb" wc -l)
+  from="$src/."
+elif [ -e "$src" ]; then
+  n=1
+  from=$src
+else
+  fail "CopyAssets: "{_q(display(copy.from_))}" does not exist in image "{_q(display(copy.image))}
+fi
+out=$("$bb" mkdir -p "$dest" 2>&1) || fail "CopyAssets: cannot create "{_q(where)}": $out"
+out=$("$bb" cp -R "$from" "$dest/" 2>&1) || fail "CopyAssets: copying "{_q(source)}" failed: $out"
+msg="copied $(( n )) files from "{_q(source)}" to "{_q(where)}
+printf '%s\\n' "$msg"
+printf '%s\\n' "$msg" >"$tlog" 2>/dev/null
+exit 0
+"""
+
+
+def prepare_volume_script(
+    prepare: PrepareVolume,
+    *,
+    target_dir: str = TARGET_DIR,
+    termination_log: str = TERMINATION_LOG,
+) -> str:
+    """The script of a prepareVolume step: mkdir -p, then chown, then chmod (not recursive).
+
+    chown comes first because it clears set-id bits that `mode` may ask for.
+    """
+    dest = f"{target_dir.rstrip('/')}/{prepare.path}".rstrip("/")
+    where = display(f"volume {prepare.volume}" + (f"/{prepare.path}" if prepare.path else ""))
+    done = [f"mode {prepare.mode}"] if prepare.mode else []
+    done += [f"owner {prepare.owner}"] if prepare.owner else []
+    summary = f"prepared {where}" + (f": {', '.join(done)}" if done else "")
+    actions = ""
+    if prepare.owner:
+        actions += f'out=$(chown {_q(prepare.owner)} "$dest" 2>&1) || fail "chown failed: $out"\n'
+    if prepare.mode:
+        actions += f'out=$(chmod {_q(prepare.mode)} "$dest" 2>&1) || fail "chmod failed: $out"\n'
+    return f"""\
+set -u
+tlog={_q(termination_log)}
+dest={_q(dest)}
+fail() {{
+  printf '%s\\n' "PrepareVolume: $1" >&2
+  printf '%s\\n' "PrepareVolume: $1" >"$tlog" 2>/dev/null
+  exit 1
+}}
+out=$(mkdir -p "$dest" 2>&1) || fail "cannot create "{_q(where)}": $out"
+{actions}printf '%s\\n' {_q(summary)}
+printf '%s\\n' {_q(summary)} >"$tlog" 2>/dev/null
+exit 0
+"""
