@@ -339,6 +339,20 @@ INVALID: list[Any] = [
         id="volume-mounts-on-run-step",
     ),
     pytest.param(
+        with_steps(
+            {
+                "name": "wait",
+                "waitFor": [{"file": "/certs/tls.crt"}],
+                "volumeMounts": [
+                    {"name": "certs", "mountPath": "/certs"},
+                    {"name": "other", "mountPath": "/certs"},
+                ],
+            }
+        ),
+        ["spec.steps[0].volumeMounts[1]", "Duplicate value"],
+        id="volume-mounts-same-path",
+    ),
+    pytest.param(
         with_steps({"name": "mig", "run": {"name": "mig", "image": "x"}}),
         ["spec.steps[0].run.name", "must not be set", "step name"],
         id="name-inside-run",
@@ -461,6 +475,18 @@ def test_invalid_spec_is_refused_naming_the_field(
     # Refused means nothing stored.
     listed = kubectl("get", "initpipelines", "-o", "name", namespace=namespace)
     assert listed.stdout.strip() == ""
+
+
+def test_unquoted_mode_is_refused_as_a_number(kubectl: Kubectl, namespace: str) -> None:
+    # YAML reads an unquoted 0750 as a number: the user learns to quote it.
+    manifest = MINIMAL.replace(
+        "- tcp: db:5432",
+        "- tcp: db:5432\n    - name: data\n      prepareVolume: {volume: data, mode: 0750}",
+    )
+    result = kubectl("apply", "-f", "-", namespace=namespace, input=manifest, check=False)
+    assert result.returncode != 0
+    assert "spec.steps[1].prepareVolume.mode" in result.stderr
+    assert "must be of type string" in result.stderr
 
 
 def test_unknown_spec_field_is_refused(kubectl: Kubectl, namespace: str) -> None:
