@@ -77,15 +77,27 @@ start() {
   echo "$! $(readlink -f "${bin}")" > "${PIDS}/${name}.pid"
 }
 
+# gone <pid>: exited (a zombie not yet reaped by our parent counts as exited).
+gone() { [[ ! -e "/proc/$1" ]] || [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" == Z ]]; }
+
+# stop <name>...: SIGTERM all of them, wait up to 10s, then SIGKILL what is left.
 stop() {
-  local name="$1" pid i
-  if pid="$(pid_of "${name}")"; then
-    log "stopping ${name} (pid ${pid})"
-    kill -TERM "${pid}" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "${pid}" 2>/dev/null || true
-  fi
-  rm -f "${PIDS}/${name}.pid"
+  local name pid pids=() i left
+  for name in "$@"; do
+    if pid="$(pid_of "${name}")"; then
+      log "stopping ${name} (pid ${pid})"
+      kill -TERM "${pid}" 2>/dev/null || true
+      pids+=("${pid}")
+    fi
+    rm -f "${PIDS}/${name}.pid"
+  done
+  for ((i = 0; i < 100; i++)); do
+    left=0
+    for pid in "${pids[@]}"; do gone "${pid}" || left=1; done
+    ((left)) || break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do gone "${pid}" || kill -KILL "${pid}" 2>/dev/null || true; done
 }
 
 # wait_for <what> <component> <command...>: poll until the command succeeds.
@@ -540,12 +552,9 @@ cmd_down() {
   local key val
   [[ -d "${D}" ]] || { log "no cluster state in ${D}"; return; }
   resolve_binaries
-  stop coredns
-  stop kube-proxy
+  stop coredns kube-proxy
   remove_pod_leftovers
-  stop apiserver-proxy
-  stop kube-scheduler
-  stop kube-controller-manager
+  stop apiserver-proxy kube-scheduler kube-controller-manager
   stop kube-apiserver
   stop etcd
   unmount_all
@@ -557,6 +566,8 @@ cmd_down() {
   if [[ -f "${D}/sysctl.orig" ]]; then
     while read -r key val; do echo "${val}" > "/proc/sys/${key//.//}" 2>/dev/null || true; done < "${D}/sysctl.orig"
   fi
+  # Shim sockets and fifo dirs containerd keeps outside its configured state.
+  rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2>/dev/null || true
   if findmnt -rn -o TARGET | grep -qF "${D}/"; then
     die "mounts remain under ${D}; not removing it"
   fi
