@@ -600,6 +600,21 @@ def test_status_fields_survive_a_status_patch(
     assert get(kubectl, namespace, shop_web)["status"] == STATUS
 
 
+def test_nulls_in_status_list_items_are_dropped(
+    kubectl: Kubectl, namespace: str, shop_web: str
+) -> None:
+    # A merge patch replaces lists whole, so None fields of a step reach the API server as
+    # nulls: they are dropped (fields are not nullable), not refused.
+    step = {"name": "site", "type": "CopyAssets", "state": "Pending", "startedAt": None,
+            "finishedAt": None, "exitCode": None, "restartCount": 0}  # fmt: skip
+    kubectl(
+        "patch", "initpipeline", shop_web, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"steps": [step]}}), namespace=namespace,
+    )  # fmt: skip
+    stored = get(kubectl, namespace, shop_web)["status"]["steps"]
+    assert stored == [{"name": "site", "type": "CopyAssets", "state": "Pending", "restartCount": 0}]
+
+
 def test_status_is_not_writable_through_the_main_resource(
     kubectl: Kubectl, namespace: str, shop_web: str
 ) -> None:
