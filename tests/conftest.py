@@ -12,7 +12,7 @@ Environment:
   KUBECONFIG                        use this kubeconfig instead of the local cluster's
   INITPIPELINE_TEST_ALLOW_CONTEXT   context name allowed although the scripts did not create it
   INITPIPELINE_CLUSTER_LEVEL        "control-plane" runs without a node: e2e tests are skipped
-  INITPIPELINE_CLUSTER_DIR          state dir of the local cluster (default /tmp/initpipeline-cluster)
+  INITPIPELINE_CLUSTER_DIR          local cluster state dir (default /tmp/initpipeline-cluster)
 
 Fixtures: ``kubeconfig`` (path), ``kube_context``, ``cluster_level``, ``kubectl``
 (``kubectl(*args, namespace=None, input=None, check=True, timeout=120)`` returning a
@@ -40,7 +40,14 @@ REPO = Path(__file__).resolve().parents[1]
 HACK = REPO / "hack"
 CLUSTER_DIR = Path(os.environ.get("INITPIPELINE_CLUSTER_DIR", "/tmp/initpipeline-cluster"))
 LOCAL_CONTEXT = os.environ.get("INITPIPELINE_CONTEXT", "initpipeline-local")
-CLUSTER_FIXTURES = {"cluster", "cluster_level", "kubeconfig", "kube_context", "kubectl", "namespace"}
+CLUSTER_FIXTURES = {
+    "cluster",
+    "cluster_level",
+    "kubeconfig",
+    "kube_context",
+    "kubectl",
+    "namespace",
+}
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -96,10 +103,12 @@ def _kubectl_binary() -> str:
 
 def _current_context(kubeconfig: str) -> tuple[str, dict[str, Any]]:
     """Current context name and its cluster entry."""
-    cfg = yaml.safe_load(Path(kubeconfig).read_text()) or {}
-    name = cfg.get("current-context", "")
-    ctx = next((c["context"] for c in cfg.get("contexts", []) if c.get("name") == name), {})
-    cluster = next(
+    cfg: dict[str, Any] = yaml.safe_load(Path(kubeconfig).read_text()) or {}
+    name = str(cfg.get("current-context", ""))
+    ctx: dict[str, Any] = next(
+        (c["context"] for c in cfg.get("contexts", []) if c.get("name") == name), {}
+    )
+    cluster: dict[str, Any] = next(
         (c["cluster"] for c in cfg.get("clusters", []) if c.get("name") == ctx.get("cluster")), {}
     )
     return name, cluster
@@ -111,14 +120,25 @@ def _created_by_scripts(context: str, cluster: dict[str, Any]) -> bool:
     if context != LOCAL_CONTEXT or not ca_file.exists():
         return False
     data = cluster.get("certificate-authority-data")
-    return bool(data) and base64.b64decode(data) == ca_file.read_bytes()
+    return isinstance(data, str) and base64.b64decode(data) == ca_file.read_bytes()
 
 
 def _has_ready_node(kubectl_bin: str, kubeconfig: str, context: str) -> bool:
     out = subprocess.run(
-        [kubectl_bin, "--kubeconfig", kubeconfig, "--context", context, "get", "nodes", "-o",
-         "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}"],
-        capture_output=True, text=True, timeout=60,
+        [
+            kubectl_bin,
+            "--kubeconfig",
+            kubeconfig,
+            "--context",
+            context,
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return out.returncode == 0 and "True" in out.stdout.split()
 
@@ -159,9 +179,7 @@ def _prepare_cluster(want_node: bool) -> None:
     elif explicit_level not in ("", "node"):
         st.error = f"INITPIPELINE_CLUSTER_LEVEL={explicit_level!r}: use control-plane or node"
         return
-    proc = subprocess.run(
-        [str(HACK / "cluster.sh"), "up", level], capture_output=True, text=True
-    )
+    proc = subprocess.run([str(HACK / "cluster.sh"), "up", level], capture_output=True, text=True)
     if proc.returncode != 0:
         st.error = (
             f"hack/cluster.sh up {level} failed (exit {proc.returncode}); logs in "
@@ -172,16 +190,23 @@ def _prepare_cluster(want_node: bool) -> None:
     st.kubeconfig = str(local_kubeconfig)
     st.context = LOCAL_CONTEXT
     running_level = (CLUSTER_DIR / "level").read_text().strip()
-    st.level = ClusterLevel(running_level, running_level == "node", local=True)
+    # An explicit control-plane run skips e2e even if a node happens to be running.
+    pods = running_level == "node" and explicit_level != "control-plane"
+    st.level = ClusterLevel(running_level, pods, local=True)
     if running_level != "node" and not st.no_node_reason:
         st.no_node_reason = "the local cluster runs at control-plane level"
     _apply_crds()
 
 
-def _run_kubectl(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run_kubectl(
+    *args: str, input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [_STATE.kubectl_bin, "--kubeconfig", _STATE.kubeconfig, "--context", _STATE.context, *args],
-        input=input, capture_output=True, text=True, timeout=timeout,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -217,10 +242,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _STATE.level is not None:
         lvl = _STATE.level
-        where = f"local cluster ({CLUSTER_DIR}), still running: make cluster-down stops it" if lvl.local else _STATE.kubeconfig
-        terminalreporter.write_line(
-            f"cluster: context {_STATE.context}, level {lvl.name}; {where}"
+        where = (
+            f"local cluster ({CLUSTER_DIR}), still running: make cluster-down stops it"
+            if lvl.local
+            else _STATE.kubeconfig
         )
+        terminalreporter.write_line(f"cluster: context {_STATE.context}, level {lvl.name}; {where}")
 
 
 @pytest.fixture(scope="session")

@@ -150,7 +150,9 @@ class PodWatch:
                 raise AssertionError(f"pod watch ended (exit {self.proc.poll()})")
             self.buffer += line
 
-    def until(self, what: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 120) -> dict[str, Any]:
+    def until(
+        self, what: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 120
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             pod = self.next()
@@ -184,19 +186,32 @@ def running(cs: dict[str, Any]) -> bool:
 
 
 def succeeded(cs: dict[str, Any]) -> bool:
-    return cs.get("state", {}).get("terminated", {}).get("exitCode") == 0
+    return bool(cs.get("state", {}).get("terminated", {}).get("exitCode") == 0)
 
 
 def apply(kubectl: Kubectl, namespace: str, obj: dict[str, Any]) -> None:
     kubectl("apply", "-f", "-", namespace=namespace, input=json.dumps(obj))
 
 
-def exec_until_ok(kubectl: Kubectl, namespace: str, pod: str, script: str, timeout: float = 60) -> str:
+def exec_until_ok(
+    kubectl: Kubectl, namespace: str, pod: str, script: str, timeout: float = 60
+) -> str:
     """Run a command in a Pod until it succeeds (Service rules and DNS take a moment)."""
     deadline = time.monotonic() + timeout
     while True:
-        proc = kubectl("exec", pod, "-c", "main", "--", "sh", "-c", script,
-                       namespace=namespace, check=False, timeout=30)
+        proc = kubectl(
+            "exec",
+            pod,
+            "-c",
+            "main",
+            "--",
+            "sh",
+            "-c",
+            script,
+            namespace=namespace,
+            check=False,
+            timeout=30,
+        )
         if proc.returncode == 0:
             return proc.stdout
         if time.monotonic() > deadline:
@@ -215,15 +230,36 @@ def test_init_containers_sidecar_and_main_reach_ready(
     kubectl: Kubectl, namespace: str, kubeconfig: str, kube_context: str
 ) -> None:
     name = "pipeline"
-    argv = [kubectl("version", "--client", "-o", "json", check=False).args[0],
-            "--kubeconfig", kubeconfig, "--context", kube_context, "-n", namespace,
-            "get", "pod", name, "-o", "json", "--watch"]
+    argv = [
+        kubectl("version", "--client", "-o", "json", check=False).args[0],
+        "--kubeconfig",
+        kubeconfig,
+        "--context",
+        kube_context,
+        "-n",
+        namespace,
+        "get",
+        "pod",
+        name,
+        "-o",
+        "json",
+        "--watch",
+    ]
     apply(kubectl, namespace, pipeline_pod(name))
     watch = PodWatch(argv)
     try:
+
         def release(step: int) -> None:
-            kubectl("exec", name, "-c", "sidecar" if step == 3 else f"step-{step}", "--",
-                    "touch", f"/work/go-{step}", namespace=namespace)
+            kubectl(
+                "exec",
+                name,
+                "-c",
+                "sidecar" if step == 3 else f"step-{step}",
+                "--",
+                "touch",
+                f"/work/go-{step}",
+                namespace=namespace,
+            )
 
         # Init:0/3 -- step-1 runs, everything after it waits.
         pod = watch.until("step-1 running", lambda p: running(_state(p, "step-1")))
@@ -248,8 +284,10 @@ def test_init_containers_sidecar_and_main_reach_ready(
         # Running -- the sidecar keeps running next to the main container; the Pod is Ready.
         pod = watch.until(
             "pod Ready",
-            lambda p: any(c["type"] == "Ready" and c["status"] == "True"
-                          for c in p.get("status", {}).get("conditions", [])),
+            lambda p: any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p.get("status", {}).get("conditions", [])
+            ),
         )
         sidecar = _state(pod, "sidecar")
         assert running(sidecar) and sidecar.get("started") and sidecar.get("ready")
@@ -279,14 +317,16 @@ def web_pod(name: str) -> dict[str, Any]:
         "metadata": {"name": name, "labels": {"app": name}},
         "spec": {
             "terminationGracePeriodSeconds": 1,
-            "containers": [{
-                "name": "main",
-                "image": HTTPD,
-                "imagePullPolicy": "Never",
-                "ports": [{"name": "http", "containerPort": 8080}],
-                "securityContext": RESTRICTED,
-                "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
-            }],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": HTTPD,
+                    "imagePullPolicy": "Never",
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                    "securityContext": RESTRICTED,
+                    "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+                }
+            ],
         },
     }
 
@@ -298,13 +338,15 @@ def client_pod(name: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "terminationGracePeriodSeconds": 1,
-            "containers": [{
-                "name": "main",
-                "image": BUSYBOX,
-                "imagePullPolicy": "Never",
-                "command": ["sleep", "100000"],
-                "securityContext": RESTRICTED,
-            }],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": BUSYBOX,
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "100000"],
+                    "securityContext": RESTRICTED,
+                }
+            ],
         },
     }
 
@@ -314,16 +356,28 @@ def test_service_cluster_ip_and_dns_name_reach_another_pod(
 ) -> None:
     apply(kubectl, namespace, web_pod("web"))
     apply(kubectl, namespace, client_pod("client"))
-    apply(kubectl, namespace, {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]},
-    })
-    kubectl("wait", "--for=condition=Ready", "pod/web", "pod/client", "--timeout=120s",
-            namespace=namespace, timeout=150)
-    cluster_ip = kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}",
-                         namespace=namespace).stdout
+    apply(
+        kubectl,
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]},
+        },
+    )
+    kubectl(
+        "wait",
+        "--for=condition=Ready",
+        "pod/web",
+        "pod/client",
+        "--timeout=120s",
+        namespace=namespace,
+        timeout=150,
+    )
+    cluster_ip = kubectl(
+        "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}", namespace=namespace
+    ).stdout
     assert cluster_ip.startswith("10.96."), cluster_ip
 
     # busybox wget has no reliable -T here: bound each try with `timeout`.
