@@ -9,9 +9,12 @@ official busybox images):
 - `nc` has no `-z`, and `nc host port </dev/null` stays connected until the server hangs
   up; `nc -w 3 host port -e true` connects, runs `true` and exits 0, or exits 1 with
   "can't connect to remote host (...): Connection refused" / "bad address 'x'".
-- `wget -T` crashes on Debian's busybox, so every network call runs under the `timeout`
-  applet instead. `wget` exits 1 on any HTTP status >= 400 without printing the body; `-S`
-  prints the response headers (`  HTTP/1.1 200 OK`) on stderr, the only way to see them.
+- `wget -T` crashes on Debian's busybox, so wget, nslookup and command targets run under the
+  `timeout` applet instead. Its watchdog keeps the output pipe open for up to a second after
+  the command ends, so such an attempt takes at least about a second; `nc` bounds itself
+  (`-w` for the connect, the resolver's own timeouts for the name) and runs without it.
+- `wget` exits 1 on any HTTP status >= 400 without printing the body; `-S` prints the
+  response headers (`  HTTP/1.1 200 OK`) on stderr, the only way to see the status.
 - `nslookup` asks the DNS server only (no /etc/hosts) and exits 1 on NXDOMAIN, so the dns
   check reads /etc/hosts first, like the C library does.
 
@@ -57,7 +60,7 @@ SIGNAL_PATH: Final = f"{SIGNAL_DIR}/{SIGNAL_FILE}"
 BUSYBOX: Final = f"{TOOLS_DIR}/busybox"
 
 # Per-attempt limits (seconds): one check never blocks longer than this.
-TCP_TIMEOUT: Final = 5
+TCP_TIMEOUT: Final = 3
 HTTP_TIMEOUT: Final = 10
 DNS_TIMEOUT: Final = 10
 COMMAND_TIMEOUT: Final = 60
@@ -127,7 +130,7 @@ def _tcp_check(fn: str, host: str, port: int) -> str:
     return f"""\
 {fn}() {{
   why=''
-  out=$(timeout {TCP_TIMEOUT} nc -w 3 {_q(host)} {_q(port)} -e true 2>&1 </dev/null) && return 0
+  out=$(nc -w {TCP_TIMEOUT} {_q(host)} {_q(port)} -e true 2>&1 </dev/null) && return 0
   why=$(last "$out")
   [ -n "$why" ] || why='no connection within {TCP_TIMEOUT}s'
   return 1
@@ -395,18 +398,61 @@ done
 """
 
 
-def tools_script(busybox: str = "/bin/busybox", tools_dir: str = TOOLS_DIR) -> str:
-    """The script of TOOLS_CONTAINER: copy the step image's static busybox into `tools_dir`.
+# True when the ELF file $1 asks for a program interpreter (PT_INTERP): dynamically linked.
+# Read with od in the file's own byte order, which is the machine's: it is about to run here.
+_DYNAMIC_ELF: Final = """\
+dynamic() {
+  cls=$(od -An -t u1 -j 4 -N 1 "$1" | tr -d ' ')
+  if [ "$cls" = 2 ]; then
+    phoff=$(od -An -t u8 -j 32 -N 8 "$1")
+    size=$(od -An -t u2 -j 54 -N 2 "$1")
+    count=$(od -An -t u2 -j 56 -N 2 "$1")
+  else
+    phoff=$(od -An -t u4 -j 28 -N 4 "$1")
+    size=$(od -An -t u2 -j 42 -N 2 "$1")
+    count=$(od -An -t u2 -j 44 -N 2 "$1")
+  fi
+  i=0
+  while [ "$i" -lt $((count)) ]; do
+    type=$(od -An -t u4 -j $((phoff + i * size)) -N 4 "$1")
+    [ $((type)) -ne 3 ] || return 0
+    i=$((i + 1))
+  done
+  return 1
+}
+"""
 
-    copyAssets steps then run it inside images that have no shell and no `cp`.
+
+def tools_script(
+    busybox: str = "/bin/busybox",
+    tools_dir: str = TOOLS_DIR,
+    *,
+    termination_log: str = TERMINATION_LOG,
+) -> str:
+    """The script of TOOLS_CONTAINER: copy the step image's busybox into `tools_dir`.
+
+    copyAssets steps then run it inside images that have no shell and no `cp`, so it must
+    be statically linked: a dynamic one (e.g. the glibc variant of the official busybox
+    image) fails here with a message naming the fix, not later with "no such file".
     """
     target = f"{tools_dir.rstrip('/')}/busybox"
+    static_hint = (
+        f"CopyAssets: {busybox} in the step image is dynamically linked; copyAssets needs a "
+        "static busybox (set INITPIPELINE_STEP_IMAGE to e.g. busybox:1.36.1-musl)"
+    )
     return f"""\
-set -eu
-cp {_q(busybox)} {_q(target)}
+set -u
+tlog={_q(termination_log)}
+fail() {{ printf '%s\\n' "$1" >&2; printf '%s\\n' "$1" >"$tlog" 2>/dev/null; exit 1; }}
+{_DYNAMIC_ELF}if dynamic {_q(busybox)}; then
+  fail {_q(static_hint)}
+fi
+rm -f {_q(target)}
+out=$(cp {_q(busybox)} {_q(target)} 2>&1) || fail "CopyAssets: cannot copy busybox: $out"
 chmod 0555 {_q(target)}
-{_q(target)} true
-echo 'busybox ready for copyAssets steps' >/dev/termination-log 2>/dev/null || :
+{_q(target)} true || fail {_q(f"CopyAssets: {target} does not run")}
+printf '%s\\n' {_q(f"{busybox} copied to {target} for copyAssets steps")} >"$tlog" 2>/dev/null
+exit 0
 """
 
 

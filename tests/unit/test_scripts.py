@@ -1,0 +1,512 @@
+"""The generated scripts, really run by busybox `sh` with only busybox applets on PATH.
+
+Servers are local (127.0.0.1, ephemeral ports) and come up while a script waits; the
+termination log is a temporary file. Assertions are on what a user sees: exit codes,
+progress lines, termination messages, files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from initpipeline import scripts
+from initpipeline.names import WAIT_TIMEOUT_EXIT_CODE
+from initpipeline.spec import CopyAssets, Download, PrepareVolume, Step
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+pytestmark = [
+    pytest.mark.unit,
+    pytest.mark.skipif(
+        not os.access(BUSYBOX, os.X_OK), reason="needs busybox (apt-get install busybox-static)"
+    ),
+]
+
+
+@dataclass
+class Run:
+    code: int
+    output: str
+    message: str
+    seconds: float
+
+    def lines(self, prefix: str) -> list[str]:
+        return [line for line in self.output.splitlines() if line.startswith(prefix)]
+
+
+@pytest.fixture(scope="session")
+def applets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PATH directory holding nothing but busybox applets."""
+    bin_dir = tmp_path_factory.mktemp("busybox-bin")
+    names = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True)
+    for name in names.stdout.split():
+        (bin_dir / name).symlink_to(BUSYBOX)
+    return bin_dir
+
+
+Runner = Callable[..., Run]
+
+
+@pytest.fixture
+def run(tmp_path: Path, applets: Path) -> Iterator[Runner]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def run_script(
+        script: str, *, limit: float = 15, path: Path | None = None, argv0: list[str] | None = None
+    ) -> Run:
+        log = tmp_path / "output.log"
+        tlog = tmp_path / "termination-log"
+        begin = time.monotonic()
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*(argv0 or [BUSYBOX, "sh", "-c"]), script],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={"PATH": str(path or applets), "HOME": str(tmp_path)},
+                cwd=tmp_path,
+                start_new_session=True,
+            )
+            started.append(proc)
+            code = proc.wait(timeout=limit)
+        seconds = time.monotonic() - begin
+        message = tlog.read_text() if tlog.exists() else ""
+        return Run(code, log.read_text(), message.strip(), seconds)
+
+    yield run_script
+    for proc in started:  # leftovers of killed checks (a sleep, an nc) go with the group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def tlog(tmp_path: Path) -> str:
+    return str(tmp_path / "termination-log")
+
+
+def later(seconds: float, action: Callable[[], Any]) -> threading.Timer:
+    timer = threading.Timer(seconds, action)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def wait_step(
+    targets: list[dict[str, Any]], timeout: int | None = None, name: str = "deps"
+) -> Step:
+    body: dict[str, Any] = {"name": name, "waitFor": targets}
+    if timeout is not None:
+        body["timeoutSeconds"] = timeout
+    return Step.model_validate(body)
+
+
+class PortLater:
+    """A TCP port that refuses connections until `open()`, then accepts and holds them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+
+    def open(self) -> None:
+        self.sock.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)  # never answers, never hangs up
+
+    def close(self) -> None:
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def port_later() -> Iterator[PortLater]:
+    port = PortLater()
+    yield port
+    port.close()
+
+
+class Web:
+    """An HTTP server whose answer (status, body) the test changes while a script waits."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body = b"ok"
+        web = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(web.status)
+                self.send_header("Content-Length", str(len(web.body)))
+                self.end_headers()
+                self.wfile.write(web.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def set(self, status: int, body: bytes | None = None) -> None:
+        self.status = status
+        if body is not None:
+            self.body = body
+
+
+@pytest.fixture
+def web() -> Iterator[Web]:
+    server = Web()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# --- waitFor ---------------------------------------------------------------------------
+
+
+def test_tcp_waits_until_the_port_accepts(run: Runner, tlog: str, port_later: PortLater) -> None:
+    target = f"127.0.0.1:{port_later.port}"
+    later(0.5, port_later.open)
+    result = run(scripts.wait_script(wait_step([{"tcp": target}]), termination_log=tlog))
+    assert result.code == 0, result.output
+    assert f"waiting: tcp {target}: Connection refused" in result.lines("waiting:")
+    assert result.message.startswith(f"{target} reachable after ")
+    assert result.output.splitlines()[-1] == result.message
+
+
+def test_service_port_is_checked_in_the_pod_and_the_rest_by_the_operator(
+    run: Runner, tmp_path: Path, tlog: str, port_later: PortLater
+) -> None:
+    signal_file = tmp_path / "released"
+    step = wait_step([{"service": "localhost", "port": port_later.port}], name="wait-db")
+    script = scripts.wait_script(step, termination_log=tlog, signal_path=str(signal_file))
+    port_later.open()
+    later(0.5, lambda: signal_file.write_text("other,wait-db"))
+    result = run(script)
+    assert result.code == 0, result.output
+    label = f"service localhost port {port_later.port}"
+    assert f"waiting: {label}: checked by the operator" in result.lines("waiting:")
+    assert re.search(rf"\blocalhost:{port_later.port} reachable after \d+s;", result.message)
+    assert re.search(rf"; {label} confirmed by the operator after [12]s$", result.message)
+
+
+def test_release_list_must_name_the_step_exactly(run: Runner, tmp_path: Path, tlog: str) -> None:
+    signal_file = tmp_path / "released"
+    signal_file.write_text("wait-db-2,wait,db")
+    step = wait_step([{"job": "db-migrate"}], timeout=2, name="wait-db")
+    result = run(scripts.wait_script(step, termination_log=tlog, signal_path=str(signal_file)))
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE
+    assert result.message == "WaitTimeout: job db-migrate not met after 2s"
+
+
+def test_http_default_wants_2xx_and_reports_the_status(run: Runner, tlog: str, web: Web) -> None:
+    web.set(503)
+    later(0.5, lambda: web.set(204))
+    result = run(
+        scripts.wait_script(wait_step([{"http": web.url + "/health"}]), termination_log=tlog)
+    )
+    assert result.code == 0, result.output
+    assert f"waiting: http {web.url}/health: HTTP 503, want 2xx" in result.lines("waiting:")
+    assert result.message.startswith(f"{web.url}/health answered after ")
+
+
+def test_http_expect_status_and_body(run: Runner, tlog: str, web: Web) -> None:
+    web.set(200, b"status: STARTING")
+    later(0.5, lambda: web.set(200, b'{"status": "UP"}'))
+    target = {"http": web.url + "/", "expectStatus": 200, "bodyContains": '"UP"'}
+    result = run(scripts.wait_script(wait_step([target]), termination_log=tlog))
+    assert result.code == 0, result.output
+    assert result.lines("waiting:") and all(
+        "HTTP 200, body does not contain" in line for line in result.lines("waiting:")
+    )
+
+
+def test_http_expect_status_other_than_2xx(run: Runner, tlog: str, web: Web) -> None:
+    web.set(200)
+    later(0.5, lambda: web.set(418))
+    target = {"http": web.url + "/", "expectStatus": 418}
+    result = run(scripts.wait_script(wait_step([target]), termination_log=tlog))
+    assert result.code == 0, result.output
+    assert f"waiting: http {web.url}/: HTTP 200, want 418" in result.lines("waiting:")
+
+
+def test_http_unreachable_says_why(run: Runner, tlog: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}/"
+    result = run(scripts.wait_script(wait_step([{"http": url}], timeout=1), termination_log=tlog))
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE
+    assert f"waiting: http {url}: Connection refused" in result.lines("waiting:")
+
+
+def test_dns_localhost_resolves(run: Runner, tlog: str) -> None:
+    result = run(scripts.wait_script(wait_step([{"dns": "localhost"}]), termination_log=tlog))
+    assert result.code == 0, result.output
+    assert re.fullmatch(r"dns localhost resolved after [01]s", result.message)
+    assert not result.lines("waiting:")
+
+
+def test_dns_unknown_name_times_out(run: Runner, tlog: str) -> None:
+    step = wait_step([{"dns": "no-such-host.invalid"}], timeout=2)
+    result = run(scripts.wait_script(step, termination_log=tlog))
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE, result.output
+    assert result.message == "WaitTimeout: dns no-such-host.invalid not met after 2s"
+    assert result.lines("waiting: dns no-such-host.invalid: ")
+
+
+def test_file_created_later(run: Runner, tmp_path: Path, tlog: str) -> None:
+    path = tmp_path / "certs" / "tls.crt"
+    later(0.5, lambda: (path.parent.mkdir(), path.write_text("cert")))
+    result = run(scripts.wait_script(wait_step([{"file": str(path)}]), termination_log=tlog))
+    assert result.code == 0, result.output
+    assert f"waiting: file {path}: does not exist" in result.lines("waiting:")
+    assert result.message.startswith(f"file {path} exists after ")
+
+
+def test_targets_are_checked_concurrently(run: Runner, tmp_path: Path, tlog: str) -> None:
+    """The first target holds last; the second is reported ok first, without waiting."""
+    path = tmp_path / "ready"
+    later(0.3, path.touch)
+    step = wait_step([{"command": ["sleep", "3"]}, {"file": str(path)}])
+    result = run(scripts.wait_script(step, termination_log=tlog))
+    assert result.code == 0, result.output
+    ok = result.lines("ok:")
+    assert len(ok) == 2
+    assert ok[0].startswith(f"ok: file {path} exists after ")
+    assert re.fullmatch(r"ok: command sleep 3 succeeded after [34]s", ok[1])
+    assert result.seconds < 6
+    # the termination message keeps spec order
+    assert result.message.index("command sleep 3") < result.message.index(f"file {path}")
+
+
+def test_timeout_names_only_the_unmet_targets(run: Runner, tmp_path: Path, tlog: str) -> None:
+    missing = tmp_path / "never"
+    step = wait_step([{"dns": "localhost"}, {"file": str(missing)}], timeout=2)
+    result = run(scripts.wait_script(step, termination_log=tlog))
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE
+    assert result.message == f"WaitTimeout: file {missing} not met after 2s"
+    assert result.output.splitlines()[-1] == result.message
+    assert result.seconds < 5
+
+
+HOSTILE = [
+    "'; touch pwned-1; '",
+    '"; touch pwned-2; "',
+    "$(touch pwned-3)",
+    "`touch pwned-4`",
+    "a\nb; touch pwned-5",
+    "\\' %s %n -e --",
+]
+
+
+def test_hostile_command_arguments_stay_arguments(run: Runner, tmp_path: Path, tlog: str) -> None:
+    """Each word reaches the user's command unchanged; nothing else runs."""
+    expected = tmp_path / "expected"
+    expected.write_text("".join(word + "\n" for word in HOSTILE))
+    check = 'for word in "$@"; do printf "%s\\n" "$word"; done | cmp -s - "$0"'
+    step = wait_step([{"command": ["sh", "-c", check, str(expected), *HOSTILE]}], timeout=5)
+    result = run(scripts.wait_script(step, termination_log=tlog))
+    assert result.code == 0, result.output
+    assert not list(tmp_path.glob("pwned-*"))
+    assert re.search(r" succeeded after [01]s$", result.message)
+    assert "\n" not in result.message
+
+
+def test_hostile_strings_in_every_target(run: Runner, tmp_path: Path, tlog: str) -> None:
+    weird = tmp_path / 'it\'s "$(touch pwned-6)" `x` \\ %s'
+    later(0.3, weird.touch)
+    targets = [
+        {"file": str(weird)},
+        {"command": ["false", *HOSTILE]},
+        {"dns": "$(touch pwned-7)'\""},
+        {"http": "http://127.0.0.1:1/$(touch pwned-8)';\"", "bodyContains": "`touch pwned-9`'"},
+    ]
+    result = run(scripts.wait_script(wait_step(targets, timeout=2), termination_log=tlog))
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE, result.output
+    assert not list(tmp_path.glob("pwned-*"))
+    assert f"file {weird}" not in result.message  # the file target held
+    assert "command false" in result.message
+    lines = result.lines("waiting: command false ")
+    assert lines and all(
+        line.endswith("a?b; touch pwned-5 \\' %s %n -e --: exit 1") for line in lines
+    )
+
+
+def test_command_reports_exit_code_and_output(run: Runner, tlog: str) -> None:
+    step = wait_step([{"command": ["sh", "-c", "echo not yet >&2; exit 3"]}], timeout=1)
+    result = run(scripts.wait_script(step, termination_log=tlog))
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE
+    assert "waiting: command sh -c echo not yet >&2; exit 3: exit 3: not yet" in result.output
+
+
+def test_backoff_spaces_out_the_attempts(run: Runner, tmp_path: Path, tlog: str) -> None:
+    step = wait_step([{"file": str(tmp_path / "never")}], timeout=4)
+    result = run(scripts.wait_script(step, termination_log=tlog))
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE
+    # attempts at 0, 1 and 3 seconds (polling every second would make 4 or 5)
+    assert 2 <= len(result.lines("waiting:")) <= 3
+
+
+# --- download ---------------------------------------------------------------------------
+
+
+def test_download_retries_then_writes_atomically(
+    run: Runner, tmp_path: Path, tlog: str, web: Web
+) -> None:
+    web.set(404, b"no")
+    content = b"worker_processes 1;\n" * 100
+    later(0.5, lambda: web.set(200, content))
+    target = tmp_path / "volume"
+    target.mkdir()
+    download = Download(url=web.url + "/nginx.conf", volume="conf", path="nginx/nginx.conf")
+    result = run(scripts.download_script(download, target_dir=str(target), termination_log=tlog))
+    assert result.code == 0, result.output
+    assert (target / "nginx" / "nginx.conf").read_bytes() == content
+    assert os.listdir(target / "nginx") == ["nginx.conf"]  # no temporary file left
+    assert result.message == f"downloaded {web.url}/nginx.conf ({len(content)} bytes)"
+    assert (
+        f"waiting: download {web.url}/nginx.conf: server returned error: HTTP/1.0 404 Not Found"
+        in (result.lines("waiting:"))
+    )
+
+
+def test_download_timeout(run: Runner, tmp_path: Path, tlog: str, web: Web) -> None:
+    web.set(500)
+    download = Download(url=web.url + "/x", volume="conf", path="x")
+    script = scripts.download_script(
+        download, timeout_seconds=2, target_dir=str(tmp_path), termination_log=tlog
+    )
+    result = run(script)
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE
+    assert result.message.startswith(f"WaitTimeout: download {web.url}/x not met after 2s: ")
+    assert "500" in result.message
+    assert not (tmp_path / "x").exists()
+    assert result.seconds < 5
+
+
+# --- copyAssets -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tools(run: Runner, tmp_path: Path) -> Path:
+    """Run the tools container's script: busybox copied into a tools directory."""
+    tools_dir = tmp_path / "tools"
+    tools_dir.mkdir()
+    tools_log = tmp_path / "tools-termination-log"
+    script = scripts.tools_script(BUSYBOX, str(tools_dir), termination_log=str(tools_log))
+    result = run(script)
+    assert result.code == 0, result.output
+    assert "copied" in tools_log.read_text()
+    return tools_dir / "busybox"
+
+
+def test_tools_refuse_a_dynamic_busybox(run: Runner, tmp_path: Path, tlog: str) -> None:
+    dynamic = shutil.which("ls")
+    assert dynamic is not None
+    script = scripts.tools_script(dynamic, str(tmp_path), termination_log=tlog)
+    result = run(script)
+    assert result.code == 1
+    assert "dynamically linked" in result.message
+    assert not (tmp_path / "busybox").exists()
+
+
+def test_tools_can_run_twice(run: Runner, tmp_path: Path, tools: Path) -> None:
+    """A restarted Pod finds the read-only copy from last time."""
+    script = scripts.tools_script(BUSYBOX, str(tools.parent), termination_log=str(tmp_path / "t"))
+    assert run(script).code == 0
+
+
+def test_copy_assets_without_shell_or_cp(
+    run: Runner, tmp_path: Path, tlog: str, tools: Path
+) -> None:
+    source = tmp_path / "image" / "dist"
+    (source / "css").mkdir(parents=True)
+    (source / "index.html").write_text("<h1>hi</h1>")
+    (source / ".well-known").write_text("x")
+    (source / "css" / "site.css").write_text("h1 {}")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    copy = CopyAssets.model_validate(
+        {"image": "assets:1", "from": str(source), "volume": "html", "path": "site"}
+    )
+    script = scripts.copy_assets_script(
+        copy, busybox=str(tools), target_dir=str(volume), termination_log=tlog
+    )
+    empty_path = tmp_path / "no-tools"
+    empty_path.mkdir()
+    result = run(script, path=empty_path, argv0=[str(tools), "sh", "-c"])
+    assert result.code == 0, result.output
+    assert (volume / "site" / "index.html").read_text() == "<h1>hi</h1>"
+    assert (volume / "site" / ".well-known").exists()
+    assert (volume / "site" / "css" / "site.css").exists()
+    assert not (volume / "site" / "dist").exists()  # the content of `from`, not `from`
+    assert result.message == f"copied 3 files from assets:1:{source} to volume html/site"
+
+
+def test_copy_assets_missing_source_fails_clearly(
+    run: Runner, tmp_path: Path, tlog: str, tools: Path
+) -> None:
+    copy = CopyAssets.model_validate({"image": "assets:1", "from": "/no/such/dir", "volume": "v"})
+    script = scripts.copy_assets_script(
+        copy, busybox=str(tools), target_dir=str(tmp_path), termination_log=tlog
+    )
+    result = run(script, argv0=[str(tools), "sh", "-c"])
+    assert result.code == 1
+    assert result.message == "CopyAssets: /no/such/dir does not exist in image assets:1"
+
+
+# --- prepareVolume ----------------------------------------------------------------------
+
+
+def test_prepare_volume_creates_and_sets_mode(run: Runner, tmp_path: Path, tlog: str) -> None:
+    owner = "999:999" if os.geteuid() == 0 else None
+    prepare = PrepareVolume(volume="data", path="redis/data", mode="0750", owner=owner)
+    script = scripts.prepare_volume_script(prepare, target_dir=str(tmp_path), termination_log=tlog)
+    result = run(script)
+    assert result.code == 0, result.output
+    info = (tmp_path / "redis" / "data").stat()
+    assert stat.S_IMODE(info.st_mode) == 0o750
+    if owner:
+        assert (info.st_uid, info.st_gid) == (999, 999)
+        assert result.message == "prepared volume data/redis/data: mode 0750, owner 999:999"
+    else:
+        assert result.message == "prepared volume data/redis/data: mode 0750"
+
+
+def test_prepare_volume_failure_is_reported(run: Runner, tmp_path: Path, tlog: str) -> None:
+    (tmp_path / "file").write_text("in the way")
+    prepare = PrepareVolume(volume="data", path="file/sub")
+    script = scripts.prepare_volume_script(prepare, target_dir=str(tmp_path), termination_log=tlog)
+    result = run(script)
+    assert result.code == 1
+    assert result.message.startswith("PrepareVolume: cannot create volume data/file/sub: ")
