@@ -7,7 +7,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from kopf.testing import KopfRunner
 
@@ -35,8 +35,12 @@ def eventually(check: Callable[[], T | None], timeout: float = 60.0, interval: f
 @contextlib.contextmanager
 def operator_running(kubeconfig: str, **env: str) -> Iterator[KopfRunner]:
     """The operator in this process (Kopf's test runner), on the test cluster."""
-    settings = {"KUBECONFIG": kubeconfig, "INITPIPELINE_METRICS_PORT": "0",
-                "INITPIPELINE_RESYNC_SECONDS": "2", **env}  # fmt: skip
+    settings = {
+        "KUBECONFIG": kubeconfig,
+        "INITPIPELINE_METRICS_PORT": "0",
+        "INITPIPELINE_RESYNC_SECONDS": "2",
+        **env,
+    }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     args = ["run", "--all-namespaces", "--standalone", "-m", "initpipeline.handlers"]
@@ -51,5 +55,3 @@ def operator_running(kubeconfig: str, **env: str) -> Iterator[KopfRunner]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-

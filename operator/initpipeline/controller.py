@@ -3,7 +3,8 @@
 Each InitPipeline seen in Kopf's watch gets one asyncio task. It reconciles, then sleeps until
 something relevant happens (the CR, one of its Pods or a dependency changed) or the resync
 period passes. (Not a Kopf daemon: daemons need a finalizer on the CR, which would block
-`kubectl delete` whenever the operator is down.) Every decision is made by the pure modules; this one only does the I/O.
+`kubectl delete` whenever the operator is down.) Every decision is made by the pure modules;
+this one only does the I/O.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ from initpipeline import deps, metrics
 from initpipeline.cache import WatchCache
 from initpipeline.deps import Watched
 from initpipeline.kube import PODS, ApiError, Kube, Obj, Resource
+from initpipeline.names import RELEASED_ANNOTATION
 from initpipeline.plan import current_pods, plan_pods, release_value
 from initpipeline.render import spec_hash
 from initpipeline.settings import Settings
 from initpipeline.spec import API_VERSION, KIND, PLURAL, InvalidSpec, Pipeline, parse_pipeline
-from initpipeline.status import Problems, derive_status, step_events, wait_report
-from initpipeline.names import RELEASED_ANNOTATION
+from initpipeline.status import (
+    Problems,
+    derive_status,
+    status_changed,
+    step_events,
+    unparsed_status,
+    wait_report,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +102,7 @@ class Controller:
         if loop is not None:
             loop.cancel()
         for table in (self._bodies, self._wakers, self._depends_on):
-            table.pop(key, None)  # type: ignore[attr-defined]
+            table.pop(key, None)
         metrics.forget(namespace, name)
 
     async def _follow(self, key: Key, pods: Callable[[], Sequence[Obj]]) -> None:
@@ -119,8 +127,9 @@ class Controller:
             pipeline = parse_pipeline(dict(body))
         except InvalidSpec as error:
             problems = Problems(invalid_spec=str(error))
-            await self._write_status(body, previous, derive_status(
-                _unparsed(body), pods, {}, previous, _now(), problems=problems))
+            await self._write_status(
+                body, previous, unparsed_status(body, previous, _now(), problems)
+            )
             return IDLE_RESYNC_SECONDS
         problems = Problems(unsupported_cluster=self.unsupported_cluster)
         if self.unsupported_cluster is None:
@@ -129,13 +138,15 @@ class Controller:
         self._depends_on[key] = deps.watches_for(pipeline)
         self.cache.ensure(self._depends_on[key])
         waiting = deps.api_waiting(pipeline, self.cache)
-        current = current_pods(pipeline, pods)
-        await self._release(pipeline, current, waiting)
-        status = derive_status(pipeline, current, waiting, previous, _now(), problems=problems)
-        reports = await self._wait_reports(pipeline, current, status)
+        await self._release(pipeline, current_pods(pipeline, pods), waiting)
+        revision = spec_hash(pipeline.spec)
+        status = derive_status(
+            pipeline, pods, waiting, previous, _now(), revision, problems=problems
+        )
+        reports = await self._wait_reports(pipeline, status)
         if reports:
             status = derive_status(
-                pipeline, current, waiting, previous, _now(), problems=problems, wait_reports=reports
+                pipeline, pods, waiting, previous, _now(), revision, reports, problems=problems
             )
         await self._write_status(body, previous, status)
         busy = status.get("currentStep") or not _condition_true(status, "Ready")
@@ -157,7 +168,10 @@ class Controller:
         return None
 
     async def _release(
-        self, pipeline: Pipeline, pods: Sequence[Obj], waiting: Mapping[str, Sequence[str]]
+        self,
+        pipeline: Pipeline,
+        pods: Sequence[Mapping[str, Any]],
+        waiting: Mapping[str, Sequence[str]],
     ) -> None:
         for pod in pods:
             value = release_value(pipeline, pod, waiting)
@@ -168,7 +182,7 @@ class Controller:
                 )
 
     async def _wait_reports(
-        self, pipeline: Pipeline, pods: Sequence[Obj], status: Mapping[str, Any]
+        self, pipeline: Pipeline, status: Mapping[str, Any]
     ) -> dict[tuple[str, str], str]:
         """What running wait containers last printed about the targets they wait on."""
         waiting_steps = {
@@ -180,7 +194,9 @@ class Controller:
         for pod in status.get("pods", []):
             step = pod.get("currentStep")
             if step in waiting_steps:
-                text = await self.kube.pod_log(pipeline.namespace, pod["name"], step, WAIT_LOG_LINES)
+                text = await self.kube.pod_log(
+                    pipeline.namespace, pod["name"], step, WAIT_LOG_LINES
+                )
                 report = wait_report(text)
                 if report:
                     reports[(pod["name"], step)] = report
@@ -189,7 +205,7 @@ class Controller:
     async def _write_status(
         self, body: Mapping[str, Any], previous: Mapping[str, Any], status: dict[str, Any]
     ) -> None:
-        if status == previous:
+        if not status_changed(previous, status):
             return
         meta = body["metadata"]
         # A merge patch keeps keys it does not mention: clear the ones that went away.
@@ -199,10 +215,6 @@ class Controller:
         metrics.observe(meta["namespace"], meta["name"], previous, status)
         for event in step_events(previous, status):
             await self.kube.post_event(dict(body), event.type, event.reason, event.message)
-
-
-def _unparsed(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    return body
 
 
 def _now() -> datetime:

@@ -59,7 +59,7 @@ def pod_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) 
     memo.controller.wake(namespace, labels[PIPELINE_LABEL])
 
 
-@kopf.on.event(*PIPELINE)
+@kopf.on.event(*PIPELINE)  # type: ignore[arg-type]  # Kopf's protocol lists every kwarg
 def pipeline_changed(
     type: str | None,
     body: kopf.Body,

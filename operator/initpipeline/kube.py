@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig
 
@@ -93,6 +93,8 @@ class Kube:
     def from_environment(cls) -> Kube:
         """In-cluster service account, else KUBECONFIG, else ~/.kube/config."""
         config = KubeConfig.from_env().get()
+        if config is None:
+            raise ApiError(0, "NoConfig", "no current context in the kubeconfig")
         params = client_adapter.ConnectionParams(timeout=httpx.Timeout(30.0))
         return cls(client_adapter.AsyncClient(config, params))
 
@@ -158,18 +160,18 @@ class Kube:
         return body.get("items", []), body["metadata"].get("resourceVersion", "")
 
     async def watch(
-        self, path: str, resource_version: str, label_selector: str = "", timeout: int = 300
+        self, path: str, resource_version: str, label_selector: str = "", seconds: int = 300
     ) -> AsyncIterator[tuple[str, Obj]]:
         """(event type, object) pairs until the server ends the watch; bookmarks skipped."""
         params = {
             "watch": "true",
             "resourceVersion": resource_version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(timeout),
+            "timeoutSeconds": str(seconds),
         }
         if label_selector:
             params["labelSelector"] = label_selector
-        request_timeout = httpx.Timeout(30.0, read=timeout + 30.0)
+        request_timeout = httpx.Timeout(30.0, read=seconds + 30.0)
         async with self._http.stream(
             "GET", path, params=params, timeout=request_timeout
         ) as response:
@@ -186,7 +188,9 @@ class Kube:
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         raise WatchExpired(path)
-                    raise ApiError(obj.get("code", 500), obj.get("reason", ""), obj.get("message", ""))
+                    raise ApiError(
+                        obj.get("code", 500), obj.get("reason", ""), obj.get("message", "")
+                    )
                 if kind != "BOOKMARK":
                     yield kind, obj
 
@@ -244,7 +248,10 @@ class Kube:
         metadata = involved["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
-            "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+            "metadata": {
+                "generateName": f"{metadata['name']}.",
+                "namespace": metadata["namespace"],
+            },
             "involvedObject": {
                 "apiVersion": involved["apiVersion"],
                 "kind": involved["kind"],

@@ -29,7 +29,8 @@ def current_pods(pipeline: Pipeline, pods: Sequence[Pod]) -> list[Pod]:
     return [
         pod
         for pod in pods
-        if not _deleting(pod) and (pod["metadata"].get("labels") or {}).get(SPEC_HASH_LABEL) == revision
+        if not _deleting(pod)
+        and (pod["metadata"].get("labels") or {}).get(SPEC_HASH_LABEL) == revision
     ]
 
 

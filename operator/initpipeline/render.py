@@ -335,9 +335,9 @@ def _volume_names(step: Step) -> list[str]:
     for action in (step.download, step.copy_assets, step.prepare_volume):
         if action is not None:
             names.append(action.volume)
-    names += [mount.name for mount in step.volume_mounts]
     for fields in (step.run, step.sidecar):
         for mount in (fields or {}).get("volumeMounts") or []:
             if isinstance(mount, dict) and isinstance(mount.get("name"), str):
                 names.append(mount["name"])
+    names += [mount.name for mount in step.volume_mounts]
     return names

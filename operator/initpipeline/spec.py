@@ -244,7 +244,7 @@ class PrepareVolume(_Model):
     @classmethod
     def _mode(cls, value: str | None) -> str | None:
         if value is not None and not _MODE.match(value):
-            raise ValueError(f"{value!r} must be an octal mode such as \"0750\"")
+            raise ValueError(f'{value!r} must be an octal mode such as "0750"')
         return value
 
     @field_validator("owner")

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from tests.helpers import Kubectl, eventually, operator_running
 
 pytestmark = pytest.mark.integration
@@ -45,7 +44,9 @@ def apply(kubectl: Kubectl, namespace: str, manifest: str | dict[str, Any]) -> N
 
 
 def get(kubectl: Kubectl, namespace: str, *what: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(kubectl("get", *what, "-o", "json", namespace=namespace).stdout)
+    result: dict[str, Any] = json.loads(
+        kubectl("get", *what, "-o", "json", namespace=namespace).stdout
+    )
     return result
 
 
@@ -65,9 +66,15 @@ def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
 def set_pod_status(kubectl: Kubectl, namespace: str, pod: str, pod_status: dict[str, Any]) -> None:
     """Write a Pod status as the kubelet would (it owns the status subresource)."""
     kubectl(
-        "patch", "pod", pod, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": pod_status}), namespace=namespace,
-    )  # fmt: skip
+        "patch",
+        "pod",
+        pod,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": pod_status}),
+        namespace=namespace,
+    )
 
 
 @pytest.fixture
@@ -102,24 +109,38 @@ def test_service_target_is_released_once_it_has_ready_endpoints(
     [pod] = eventually(lambda: pods(kubectl, namespace) or None)
     waiting = eventually(lambda: _waiting_on(kubectl, namespace))
     assert "service mydb: service does not exist" in waiting
-    apply(kubectl, namespace, {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "mydb"},
-        "spec": {"ports": [{"port": 5432}], "selector": {"app": "mydb"}},
-    })  # fmt: skip
+    apply(
+        kubectl,
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "mydb"},
+            "spec": {"ports": [{"port": 5432}], "selector": {"app": "mydb"}},
+        },
+    )
     eventually(lambda: "service mydb: no ready endpoints" in _waiting_on(kubectl, namespace))
     annotations = get(kubectl, namespace, "pod", pod["metadata"]["name"])["metadata"]
     assert "initpipeline.io/released" not in (annotations.get("annotations") or {})
-    apply(kubectl, namespace, {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "mydb-manual", "labels": {"kubernetes.io/service-name": "mydb"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.88.0.42"], "conditions": {"ready": True}}],
-        "ports": [{"port": 5432, "protocol": "TCP"}],
-    })  # fmt: skip
+    apply(
+        kubectl,
+        namespace,
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "mydb-manual", "labels": {"kubernetes.io/service-name": "mydb"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.88.0.42"], "conditions": {"ready": True}}],
+            "ports": [{"port": 5432, "protocol": "TCP"}],
+        },
+    )
     released = eventually(
-        lambda: (get(kubectl, namespace, "pod", pod["metadata"]["name"])["metadata"]
-                 .get("annotations", {}).get("initpipeline.io/released"))
-    )  # fmt: skip
+        lambda: (
+            get(kubectl, namespace, "pod", pod["metadata"]["name"])["metadata"]
+            .get("annotations", {})
+            .get("initpipeline.io/released")
+        )
+    )
     assert released == "wait-db"
 
 
@@ -130,10 +151,15 @@ def _waiting_on(kubectl: Kubectl, namespace: str) -> list[str]:
 
 def _init_status(name: str, state: dict[str, Any], restarts: int = 0) -> dict[str, Any]:
     return {
-        "name": name, "image": "docker.io/library/busybox:1.36.1", "imageID": "",
-        "ready": False, "restartCount": restarts, "started": "running" in state,
-        "state": state, "lastState": {},
-    }  # fmt: skip
+        "name": name,
+        "image": "docker.io/library/busybox:1.36.1",
+        "imageID": "",
+        "ready": False,
+        "restartCount": restarts,
+        "started": "running" in state,
+        "state": state,
+        "lastState": {},
+    }
 
 
 def test_status_follows_the_pod_as_the_kubelet_reports_it(
@@ -142,23 +168,37 @@ def test_status_follows_the_pod_as_the_kubelet_reports_it(
     apply(kubectl, namespace, PIPELINE)
     [pod] = eventually(lambda: pods(kubectl, namespace) or None)
     name = pod["metadata"]["name"]
-    finished = {"terminated": {
-        "exitCode": 0, "reason": "Completed", "message": "mydb:5432 reachable after 3s",
-        "startedAt": "2026-11-25T10:00:01Z", "finishedAt": "2026-11-25T10:00:04Z",
-    }}  # fmt: skip
-    set_pod_status(kubectl, namespace, name, {
-        "phase": "Pending",
-        "conditions": [{"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized"}],
-        "initContainerStatuses": [
-            _init_status("wait-db", finished),
-            _init_status("fetch", {"running": {"startedAt": "2026-11-25T10:00:05Z"}}),
-        ],
-    })  # fmt: skip
+    finished = {
+        "terminated": {
+            "exitCode": 0,
+            "reason": "Completed",
+            "message": "mydb:5432 reachable after 3s",
+            "startedAt": "2026-11-25T10:00:01Z",
+            "finishedAt": "2026-11-25T10:00:04Z",
+        }
+    }
+    set_pod_status(
+        kubectl,
+        namespace,
+        name,
+        {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized"}
+            ],
+            "initContainerStatuses": [
+                _init_status("wait-db", finished),
+                _init_status("fetch", {"running": {"startedAt": "2026-11-25T10:00:05Z"}}),
+            ],
+        },
+    )
     st = eventually(lambda: (s := status(kubectl, namespace)).get("progress") == "1/2" and s)
     assert st["currentStep"] == "fetch"
     first, second = st["steps"]
     assert (first["state"], first["exitCode"], first["message"]) == (
-        "Succeeded", 0, "mydb:5432 reachable after 3s"
+        "Succeeded",
+        0,
+        "mydb:5432 reachable after 3s",
     )
     assert second["state"] == "Running"
     assert condition(st, "Ready")["reason"] == "Initializing"
@@ -174,14 +214,31 @@ def test_failed_step_under_never_stalls_with_exit_code_and_message(
     body["spec"]["template"]["spec"]["restartPolicy"] = "Never"
     apply(kubectl, namespace, body)
     [pod] = eventually(lambda: pods(kubectl, namespace) or None)
-    set_pod_status(kubectl, namespace, pod["metadata"]["name"], {
-        "phase": "Failed",
-        "initContainerStatuses": [_init_status("wait-db", {"terminated": {
-            "exitCode": 1, "reason": "Error", "message": "mydb:5432 unreachable",
-            "startedAt": "2026-11-25T10:00:01Z", "finishedAt": "2026-11-25T10:00:04Z",
-        }})],
-    })  # fmt: skip
-    st = eventually(lambda: condition(s := status(kubectl, namespace), "Stalled").get("status") == "True" and s)
+    set_pod_status(
+        kubectl,
+        namespace,
+        pod["metadata"]["name"],
+        {
+            "phase": "Failed",
+            "initContainerStatuses": [
+                _init_status(
+                    "wait-db",
+                    {
+                        "terminated": {
+                            "exitCode": 1,
+                            "reason": "Error",
+                            "message": "mydb:5432 unreachable",
+                            "startedAt": "2026-11-25T10:00:01Z",
+                            "finishedAt": "2026-11-25T10:00:04Z",
+                        }
+                    },
+                )
+            ],
+        },
+    )
+    st = eventually(
+        lambda: condition(s := status(kubectl, namespace), "Stalled").get("status") == "True" and s
+    )
     assert condition(st, "Ready")["reason"] == "StepFailed"
     assert st["steps"][0]["exitCode"] == 1
     assert "mydb:5432 unreachable" in st["steps"][0]["message"]
@@ -195,16 +252,31 @@ def test_deleted_pod_is_recreated_and_spec_change_replaces_pods(
     [pod] = eventually(lambda: pods(kubectl, namespace) or None)
     kubectl("delete", "pod", pod["metadata"]["name"], "--wait=false", namespace=namespace)
     [again] = eventually(
-        lambda: [p for p in pods(kubectl, namespace) if p["metadata"]["uid"] != pod["metadata"]["uid"]] or None
-    )  # fmt: skip
+        lambda: (
+            [p for p in pods(kubectl, namespace) if p["metadata"]["uid"] != pod["metadata"]["uid"]]
+            or None
+        )
+    )
     assert again["metadata"]["name"] == pod["metadata"]["name"]
     body = yaml.safe_load(PIPELINE)
     body["spec"]["steps"][1]["download"]["url"] = "http://config/other.conf"
     apply(kubectl, namespace, body)
     [replaced] = eventually(
-        lambda: [p for p in pods(kubectl, namespace) if p["metadata"]["name"] != pod["metadata"]["name"]] or None
-    )  # fmt: skip
-    eventually(lambda: [p["metadata"]["name"] for p in pods(kubectl, namespace)] == [replaced["metadata"]["name"]])
+        lambda: (
+            [
+                p
+                for p in pods(kubectl, namespace)
+                if p["metadata"]["name"] != pod["metadata"]["name"]
+            ]
+            or None
+        )
+    )
+    eventually(
+        lambda: (
+            [p["metadata"]["name"] for p in pods(kubectl, namespace)]
+            == [replaced["metadata"]["name"]]
+        )
+    )
     assert eventually(lambda: status(kubectl, namespace)["observedGeneration"] == 2)
 
 
@@ -212,13 +284,35 @@ def test_replicas_suspend_and_scale(operator: None, kubectl: Kubectl, namespace:
     body = yaml.safe_load(PIPELINE)
     body["spec"]["replicas"] = 2
     apply(kubectl, namespace, body)
-    names = eventually(lambda: len(p := pods(kubectl, namespace)) == 2 and sorted(x["metadata"]["name"] for x in p))
+    names = eventually(
+        lambda: len(p := pods(kubectl, namespace)) == 2 and sorted(x["metadata"]["name"] for x in p)
+    )
     assert [n.rsplit("-", 1)[1] for n in names] == ["0", "1"]
-    kubectl("patch", "ipl", "web", "--type=merge", "-p", '{"spec":{"suspend":true}}', namespace=namespace)
+    kubectl(
+        "patch",
+        "ipl",
+        "web",
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":true}}',
+        namespace=namespace,
+    )
     eventually(lambda: pods(kubectl, namespace) == [])
-    st = eventually(lambda: condition(s := status(kubectl, namespace), "Ready").get("reason") == "Suspended" and s)
+    st = eventually(
+        lambda: (
+            condition(s := status(kubectl, namespace), "Ready").get("reason") == "Suspended" and s
+        )
+    )
     assert condition(st, "Stalled")["status"] == "False"
-    kubectl("patch", "ipl", "web", "--type=merge", "-p", '{"spec":{"suspend":false}}', namespace=namespace)
+    kubectl(
+        "patch",
+        "ipl",
+        "web",
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":false}}',
+        namespace=namespace,
+    )
     kubectl("scale", "ipl", "web", "--replicas=1", namespace=namespace)
     eventually(lambda: len(pods(kubectl, namespace)) == 1)
 
@@ -246,9 +340,16 @@ def test_pod_the_api_server_refuses_stalls_with_pod_creation_failed(
     operator: None, kubectl: Kubectl, namespace: str
 ) -> None:
     body = yaml.safe_load(PIPELINE)
-    body["spec"]["steps"].append({"name": "migrate", "run": {"image": "app:1", "resources": {"limits": {"cpu": "lots"}}}})
+    body["spec"]["steps"].append(
+        {"name": "migrate", "run": {"image": "app:1", "resources": {"limits": {"cpu": "lots"}}}}
+    )
     apply(kubectl, namespace, body)
-    st = eventually(lambda: condition(s := status(kubectl, namespace), "Ready").get("reason") == "PodCreationFailed" and s)
+    st = eventually(
+        lambda: (
+            condition(s := status(kubectl, namespace), "Ready").get("reason") == "PodCreationFailed"
+            and s
+        )
+    )
     assert condition(st, "Stalled")["status"] == "True"
     assert "cpu" in condition(st, "Ready")["message"]
     assert pods(kubectl, namespace) == []
@@ -271,4 +372,3 @@ def test_printer_columns(operator: None, kubectl: Kubectl, namespace: str) -> No
     assert lines[1].split()[:5] == ["web", "0/1", "0/2", "WaitingForDependency", "wait-db"]
     wide = kubectl("get", "ipl", "-o", "wide", namespace=namespace).stdout.splitlines()
     assert wide[0].split()[6:8] == ["POD", "MESSAGE"]
-
