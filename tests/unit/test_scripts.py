@@ -286,7 +286,12 @@ def test_dns_unknown_name_times_out(run: Runner, tlog: str) -> None:
 
 def test_file_created_later(run: Runner, tmp_path: Path, tlog: str) -> None:
     path = tmp_path / "certs" / "tls.crt"
-    later(0.5, lambda: (path.parent.mkdir(), path.write_text("cert")))
+
+    def create() -> None:
+        path.parent.mkdir()
+        path.write_text("cert")
+
+    later(0.5, create)
     result = run(scripts.wait_script(wait_step([{"file": str(path)}]), termination_log=tlog))
     assert result.code == 0, result.output
     assert f"waiting: file {path}: does not exist" in result.lines("waiting:")
@@ -345,7 +350,7 @@ def test_hostile_command_arguments_stay_arguments(run: Runner, tmp_path: Path, t
 def test_hostile_strings_in_every_target(run: Runner, tmp_path: Path, tlog: str) -> None:
     weird = tmp_path / 'it\'s "$(touch pwned-6)" `x` \\ %s'
     later(0.3, weird.touch)
-    targets = [
+    targets: list[dict[str, Any]] = [
         {"file": str(weird)},
         {"command": ["false", *HOSTILE]},
         {"dns": "$(touch pwned-7)'\""},
