@@ -61,8 +61,16 @@ def spec_hash(spec: PipelineSpec) -> str:
     """10 hex digits of sha256 over the canonical JSON of `steps` and `template`.
 
     `replicas` and `suspend` are left out, so scaling or suspending never replaces Pods.
+    Fields left at their defaults are left out too: writing a default explicitly, or a
+    new optional field in a later version, does not replace running Pods.
     """
-    data = spec.model_dump(mode="json", by_alias=True, include={"steps", "template"})
+    data = spec.model_dump(
+        mode="json",
+        by_alias=True,
+        exclude_defaults=True,
+        exclude_none=True,
+        include={"steps", "template"},
+    )
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:HASH_LENGTH]
 

@@ -433,6 +433,9 @@ def test_hash_is_stable_and_ignores_scaling_and_suspend() -> None:
     body["spec"]["replicas"] = 5
     body["spec"]["suspend"] = True
     assert spec_hash(parse_pipeline(body).spec) == digest
+    explicit = example_body()
+    explicit["spec"]["steps"][2]["copyAssets"]["path"] = ""  # the default, written out
+    assert spec_hash(parse_pipeline(explicit).spec) == digest
     reordered = example_body()
     reordered["spec"]["template"] = dict(reversed(list(reordered["spec"]["template"].items())))
     assert spec_hash(parse_pipeline(reordered).spec) == digest
