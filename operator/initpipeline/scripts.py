@@ -488,7 +488,7 @@ else
   fail "CopyAssets: "{_q(display(copy.from_))}" does not exist in image "{_q(display(copy.image))}
 fi
 out=$("$bb" mkdir -p "$dest" 2>&1) || fail "CopyAssets: cannot create "{_q(where)}": $out"
-out=$("$bb" cp -R "$from" "$dest/" 2>&1) || fail "CopyAssets: copying "{_q(source)}" failed: $out"
+out=$("$bb" cp -Rf "$from" "$dest/" 2>&1) || fail "CopyAssets: copying "{_q(source)}" failed: $out"
 msg="copied $(( n )) files from "{_q(source)}" to "{_q(where)}
 printf '%s\\n' "$msg"
 printf '%s\\n' "$msg" >"$tlog" 2>/dev/null

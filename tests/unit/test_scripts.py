@@ -477,6 +477,16 @@ def test_copy_assets_without_shell_or_cp(
     assert not (volume / "site" / "dist").exists()  # the content of `from`, not `from`
     assert result.message == f"copied 3 files from assets:1:{source} to volume html/site"
 
+    # a restarted container copies again over its own read-only copies (this proves
+    # something only when the tests do not run as root, as the container does not)
+    (source / "index.html").write_text("<h1>v2</h1>")
+    (source / "index.html").chmod(0o444)
+    assert run(script, path=empty_path, argv0=[str(tools), "sh", "-c"]).code == 0
+    (volume / "site" / "index.html").chmod(0o444)
+    again = run(script, path=empty_path, argv0=[str(tools), "sh", "-c"])
+    assert again.code == 0, again.output
+    assert (volume / "site" / "index.html").read_text() == "<h1>v2</h1>"
+
 
 def test_copy_assets_missing_source_fails_clearly(
     run: Runner, tmp_path: Path, tlog: str, tools: Path
