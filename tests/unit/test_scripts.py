@@ -16,6 +16,7 @@ import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,19 +69,28 @@ def run(tmp_path: Path, applets: Path) -> Iterator[Runner]:
     started: list[subprocess.Popen[bytes]] = []
 
     def run_script(
-        script: str, *, limit: float = 15, path: Path | None = None, argv0: list[str] | None = None
+        script: str,
+        *,
+        limit: float = 15,
+        path: Path | None = None,
+        argv0: list[str] | None = None,
+        tlog: Path | None = None,
+        user: int | None = None,
     ) -> Run:
         log = tmp_path / "output.log"
-        tlog = tmp_path / "termination-log"
+        tlog = tlog or tmp_path / "termination-log"
         begin = time.monotonic()
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [*(argv0 or [BUSYBOX, "sh", "-c"]), script],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={"PATH": str(path or applets), "HOME": str(tmp_path)},
-                cwd=tmp_path,
+                env={"PATH": str(path or applets), "HOME": "/"},
+                cwd="/" if user is not None else tmp_path,
                 start_new_session=True,
+                user=user,
+                group=user,
+                extra_groups=[] if user is not None else None,
             )
             started.append(proc)
             code = proc.wait(timeout=limit)
@@ -486,6 +496,60 @@ def test_copy_assets_without_shell_or_cp(
     again = run(script, path=empty_path, argv0=[str(tools), "sh", "-c"])
     assert again.code == 0, again.output
     assert (volume / "site" / "index.html").read_text() == "<h1>v2</h1>"
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory the container's user (65532) can use, outside pytest's private tmp."""
+    base = Path(tempfile.mkdtemp(prefix="initpipeline-test-"))
+    base.chmod(0o777)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to uid 65532 needs root")
+def test_tools_and_copy_assets_as_the_containers_user(run: Runner, shared_dir: Path) -> None:
+    """As uid 65532 (as in the Pod): copy busybox, copy assets, copy again after a restart."""
+    uid = 65532
+    tools_dir, volume, empty = shared_dir / "tools", shared_dir / "volume", shared_dir / "bin"
+    for directory in (tools_dir, volume, empty):
+        directory.mkdir()
+        directory.chmod(0o777)  # an emptyDir
+    source = shared_dir / "dist"
+    source.mkdir()
+    (source / "app.js").write_text("v1")
+    (source / "app.js").chmod(0o444)
+    tlog = shared_dir / "termination-log"
+    tools = run(
+        scripts.tools_script(BUSYBOX, str(tools_dir), termination_log=str(tlog)),
+        path=empty,
+        argv0=[BUSYBOX, "sh", "-c"],
+        tlog=tlog,
+        user=uid,
+    )
+    assert tools.code == 0, tools.output
+    copy = CopyAssets.model_validate({"image": "a:1", "from": str(source), "volume": "v"})
+    script = scripts.copy_assets_script(
+        copy, busybox=str(tools_dir / "busybox"), target_dir=str(volume), termination_log=str(tlog)
+    )
+    argv0 = [str(tools_dir / "busybox"), "sh", "-c"]
+    first = run(script, path=empty, argv0=argv0, tlog=tlog, user=uid)
+    assert first.code == 0, first.output
+    assert (volume / "app.js").stat().st_uid == uid
+    (source / "app.js").chmod(0o644)
+    (source / "app.js").write_text("v2")
+    (source / "app.js").chmod(0o444)
+    again = run(script, path=empty, argv0=argv0, tlog=tlog, user=uid)
+    assert again.code == 0, again.output
+    assert (volume / "app.js").read_text() == "v2"
+    # and the tools container itself can run again over its read-only busybox
+    tools_again = run(
+        scripts.tools_script(BUSYBOX, str(tools_dir), termination_log=str(tlog)),
+        path=empty,
+        tlog=tlog,
+        user=uid,
+    )
+    assert tools_again.code == 0, tools_again.output
 
 
 def test_copy_assets_missing_source_fails_clearly(
