@@ -97,7 +97,7 @@ trap 'exit 143' TERM INT
 tlog={{tlog}}
 start=$(date +%s)
 say() {{ printf 'waiting: %s: %s\\n' "$1" "$2"; }}
-finish() {{ printf '%s\\n' "$1"; printf '%s\\n' "$1" >"$tlog" 2>/dev/null || :; }}
+finish() {{ printf '%s\\n' "$1"; printf '%s\\n' "$1" 2>/dev/null >"$tlog" || :; }}
 last() {{
   printf '%s\\n' "$1" | sed -e '/^[[:space:]]*$/d' -e '/^body:/d' -e 's/^[a-z_]*: //' \\
     -e "s/^can't connect to remote host ([^)]*): //" | tail -n 1 | cut -c 1-200
@@ -443,7 +443,7 @@ def tools_script(
     return f"""\
 set -u
 tlog={_q(termination_log)}
-fail() {{ printf '%s\\n' "$1" >&2; printf '%s\\n' "$1" >"$tlog" 2>/dev/null; exit 1; }}
+fail() {{ printf '%s\\n' "$1" >&2; printf '%s\\n' "$1" 2>/dev/null >"$tlog"; exit 1; }}
 {_DYNAMIC_ELF}if dynamic {_q(busybox)}; then
   fail {_q(static_hint)}
 fi
@@ -451,7 +451,7 @@ rm -f {_q(target)}
 out=$(cp {_q(busybox)} {_q(target)} 2>&1) || fail "CopyAssets: cannot copy busybox: $out"
 chmod 0555 {_q(target)}
 {_q(target)} true || fail {_q(f"CopyAssets: {target} does not run")}
-printf '%s\\n' {_q(f"{busybox} copied to {target} for copyAssets steps")} >"$tlog" 2>/dev/null
+printf '%s\\n' {_q(f"{busybox} copied to {target} for copyAssets steps")} 2>/dev/null >"$tlog"
 exit 0
 """
 
@@ -477,7 +477,7 @@ bb={_q(busybox)}
 tlog={_q(termination_log)}
 src={_q(copy.from_)}
 dest={_q(dest)}
-fail() {{ printf '%s\\n' "$1" >&2; printf '%s\\n' "$1" >"$tlog" 2>/dev/null; exit 1; }}
+fail() {{ printf '%s\\n' "$1" >&2; printf '%s\\n' "$1" 2>/dev/null >"$tlog"; exit 1; }}
 if [ -d "$src" ]; then
   n=$("$bb" find "$src" ! -type d | "$bb" wc -l)
   from="$src/."
@@ -491,7 +491,7 @@ out=$("$bb" mkdir -p "$dest" 2>&1) || fail "CopyAssets: cannot create "{_q(where
 out=$("$bb" cp -Rf "$from" "$dest/" 2>&1) || fail "CopyAssets: copying "{_q(source)}" failed: $out"
 msg="copied $(( n )) files from "{_q(source)}" to "{_q(where)}
 printf '%s\\n' "$msg"
-printf '%s\\n' "$msg" >"$tlog" 2>/dev/null
+printf '%s\\n' "$msg" 2>/dev/null >"$tlog"
 exit 0
 """
 
@@ -522,11 +522,11 @@ tlog={_q(termination_log)}
 dest={_q(dest)}
 fail() {{
   printf '%s\\n' "PrepareVolume: $1" >&2
-  printf '%s\\n' "PrepareVolume: $1" >"$tlog" 2>/dev/null
+  printf '%s\\n' "PrepareVolume: $1" 2>/dev/null >"$tlog"
   exit 1
 }}
 out=$(mkdir -p "$dest" 2>&1) || fail "cannot create "{_q(where)}": $out"
 {actions}printf '%s\\n' {_q(summary)}
-printf '%s\\n' {_q(summary)} >"$tlog" 2>/dev/null
+printf '%s\\n' {_q(summary)} 2>/dev/null >"$tlog"
 exit 0
 """

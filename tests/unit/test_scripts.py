@@ -589,3 +589,36 @@ def test_prepare_volume_failure_is_reported(run: Runner, tmp_path: Path, tlog: s
     result = run(script)
     assert result.code == 1
     assert result.message.startswith("PrepareVolume: cannot create volume data/file/sub: ")
+
+
+# --- as rendered ------------------------------------------------------------------------
+
+
+def test_rendered_wait_container_runs(run: Runner, shared_dir: Path, applets: Path) -> None:
+    """The command of a rendered wait container, exactly as the Pod carries it."""
+    from initpipeline.render import render_pod
+    from initpipeline.spec import parse_pipeline
+
+    ready = shared_dir / "ready"
+    ready.touch()
+    body = {
+        "metadata": {"name": "p", "namespace": "ns"},
+        "spec": {
+            "steps": [
+                {"name": "w", "waitFor": [{"dns": "localhost"}, {"file": str(ready)}]},
+            ],
+            "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+        },
+    }
+    pod = render_pod(parse_pipeline(body), 0, "busybox")
+    command = pod["spec"]["initContainers"][0]["command"]
+    # as uid 65532 when root, so the default /dev/termination-log cannot be created here
+    user = 65532 if os.geteuid() == 0 else None
+    bin_dir = shared_dir / "bin"
+    bin_dir.mkdir()
+    for applet in applets.iterdir():
+        (bin_dir / applet.name).symlink_to(BUSYBOX)
+    result = run(command[-1], argv0=[BUSYBOX, *command[:-1]], path=bin_dir, user=user)
+    assert result.code == 0, result.output
+    last = result.output.splitlines()[-1]
+    assert re.fullmatch(rf"dns localhost resolved after \ds; file {ready} exists after \ds", last)
