@@ -215,7 +215,7 @@ def _command_check(fn: str, argv: Sequence[str]) -> str:
     return f"""\
 {fn}() {{
   why=''
-  out=$(timeout {COMMAND_TIMEOUT} {words} 2>&1 </dev/null)
+  out=$(timeout -k 5 {COMMAND_TIMEOUT} {words} 2>&1 </dev/null)
   rc=$?
   [ "$rc" -eq 0 ] && return 0
   why="exit $rc"

@@ -622,3 +622,18 @@ def test_rendered_wait_container_runs(run: Runner, shared_dir: Path, applets: Pa
     assert result.code == 0, result.output
     last = result.output.splitlines()[-1]
     assert re.fullmatch(rf"dns localhost resolved after \ds; file {ready} exists after \ds", last)
+
+
+def test_service_port_host_follows_the_namespace() -> None:
+    step = wait_step([{"service": "db", "port": 5432}, {"service": "data/db", "port": 5432}])
+    assert [scripts.service_host(target) for target in step.targets] == ["db", "db.data.svc"]
+
+
+def test_command_attempts_are_bounded(
+    run: Runner, tlog: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scripts, "COMMAND_TIMEOUT", 1)
+    step = wait_step([{"command": ["sleep", "30"]}], timeout=3)
+    result = run(scripts.wait_script(step, termination_log=tlog))
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE
+    assert "waiting: command sleep 30: no exit within 1s" in result.lines("waiting:")
