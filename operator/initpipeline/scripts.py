@@ -24,15 +24,22 @@ Output protocol (read by users in `kubectl logs` and by `initpipeline.status`):
   `waiting: <label>: <why>` (label = `Target.describe()`, e.g.
   `waiting: tcp mysql:3306: Connection refused`). Targets checked by the operator print
   `waiting: <label>: checked by the operator` until the operator releases the step.
-- When a target holds: `ok: <result>` (e.g. `ok: mysql:3306 reachable after 12s`).
+  A download that fails prints `waiting: download <url>: <why>` before each retry.
+- When a target holds: `ok: <result> after <N>s`, where <result> is `<host>:<port>
+  reachable` (tcp, service port), `<url> answered` (http), `dns <name> resolved`,
+  `file <path> exists`, `command <argv> succeeded`, or `<labels> confirmed by the
+  operator` (all API-side targets of the step at once).
 - Termination message (also the last stdout line), one line in /dev/termination-log:
-  wait success: the results joined by "; ", e.g.
+  wait success: the results joined by "; " in spec order, e.g.
   `mysql:3306 reachable after 12s; dns myservice resolved after 0s`;
   wait/download timeout: `WaitTimeout: <labels, comma separated> not met after <N>s`
   (a download adds `: <last error>`);
   download: `downloaded <url> (<bytes> bytes)`;
-  copyAssets: `copied <n> files from <image>:<from> to volume <volume>[/<path>]`, or on
-  failure `CopyAssets: ...`; prepareVolume: `prepared volume <v>[/<path>]: ...`.
+  copyAssets: `copied <n> files from <image>:<from> to volume <volume>[/<path>]`;
+  prepareVolume: `prepared volume <v>[/<path>]: mode <m>, owner <o>`; failures start
+  with `CopyAssets: ` (also from TOOLS_CONTAINER) or `PrepareVolume: `.
+- User strings in labels and messages have control characters replaced by '?', so every
+  progress line and message stays one line.
 - Exit codes: 0 done; WAIT_TIMEOUT_EXIT_CODE (124) timeoutSeconds ran out; 1 the step
   failed (message says why); 143 stopped by SIGTERM (Pod deleted).
 
