@@ -9,8 +9,9 @@ from typing import Literal, TypeVar
 
 PREFIX = "INITPIPELINE_"
 
-# busybox images are statically linked, so copyAssets can copy /bin/busybox into any image.
-DEFAULT_STEP_IMAGE = "docker.io/library/busybox:1.36.1"
+# The musl variant of the busybox image is statically linked, so copyAssets can copy its
+# /bin/busybox into any image (the default glibc variant is not).
+DEFAULT_STEP_IMAGE = "docker.io/library/busybox:1.36.1-musl"
 
 _Number = TypeVar("_Number", int, float)
 

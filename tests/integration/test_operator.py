@@ -33,7 +33,7 @@ spec:
     spec:
       containers:
         - name: app
-          image: docker.io/library/busybox:1.36.1
+          image: docker.io/library/busybox:1.36.1-musl
           command: ["sleep", "3600"]
 """
 
@@ -152,7 +152,7 @@ def _waiting_on(kubectl: Kubectl, namespace: str) -> list[str]:
 def _init_status(name: str, state: dict[str, Any], restarts: int = 0) -> dict[str, Any]:
     return {
         "name": name,
-        "image": "docker.io/library/busybox:1.36.1",
+        "image": "docker.io/library/busybox:1.36.1-musl",
         "imageID": "",
         "ready": False,
         "restartCount": restarts,
