@@ -4,6 +4,7 @@
 #
 #   hack/cluster.sh up [control-plane|node]   start (or complete) the cluster; default: node
 #   hack/cluster.sh down                      stop every process by PID and remove all state
+#   hack/cluster.sh restart                   restart each running component in turn (new settings)
 #   hack/cluster.sh status                    show components, level and nodes
 #   hack/cluster.sh kubeconfig                print the kubeconfig path
 #
@@ -73,7 +74,8 @@ start() {
   local name="$1" bin="$2"; shift 2
   if alive "${name}"; then log "${name}: already running (pid $(pid_of "${name}"))"; return; fi
   log "starting ${name}"
-  setsid "${bin}" "$@" >> "${LOGS}/${name}.log" 2>&1 < /dev/null &
+  # 8>&- 9>&-: the daemons must not inherit the up/down and build locks.
+  setsid "${bin}" "$@" >> "${LOGS}/${name}.log" 2>&1 < /dev/null 8>&- 9>&- &
   echo "$! $(readlink -f "${bin}")" > "${PIDS}/${name}.pid"
 }
 
@@ -157,6 +159,7 @@ gen_pki() {
 # kubeconfig <file> <cert name> <user>: client-certificate kubeconfig, data inlined.
 kubeconfig() {
   local file="$1" crt="$2" user="$3"
+  [[ -f "${file}" ]] && return   # readers may hold it open: write once per cluster
   cat > "${file}" <<EOF
 apiVersion: v1
 kind: Config
@@ -266,6 +269,12 @@ setup_network() {
   [[ -d /proc/sys/net/bridge ]] || modprobe br_netfilter 2>/dev/null || true
   set_sysctl net.bridge.bridge-nf-call-iptables 1
   set_sysctl net.ipv4.ip_forward 1
+  # Forwarding is for Pod<->Service traffic only: drop anything from a Pod that
+  # would be routed off the bridge, so no Pod traffic ever leaves this machine.
+  iptables -N INITPIPELINE-EGRESS 2>/dev/null || true
+  iptables -C INITPIPELINE-EGRESS -s "${POD_CIDR}" ! -d "${POD_CIDR}" -j DROP 2>/dev/null \
+    || iptables -A INITPIPELINE-EGRESS -s "${POD_CIDR}" ! -d "${POD_CIDR}" -j DROP
+  iptables -C FORWARD -j INITPIPELINE-EGRESS 2>/dev/null || iptables -I FORWARD 1 -j INITPIPELINE-EGRESS
 
   mkdir -p "${D}/cni/net.d" "${D}/cni/ipam"
   # ipMasq off: Pods need no way out of this machine, and no CNI iptables chains to leak.
@@ -293,6 +302,23 @@ EOF
 }
 
 start_containerd() {
+  if alive containerd; then
+    log "containerd: already running (pid $(pid_of containerd))"
+  else
+    write_containerd_config
+    # Registry pulls go to a dead local proxy: they fail at once, and nothing
+    # leaves this machine (images are imported, there is no registry).
+    (
+      export HTTP_PROXY=http://127.0.0.1:1 HTTPS_PROXY=http://127.0.0.1:1 NO_PROXY=''
+      export http_proxy="${HTTP_PROXY}" https_proxy="${HTTPS_PROXY}" no_proxy=''
+      start containerd "$(command -v containerd)" --config "${D}/containerd/config.toml"
+    )
+    wait_for "containerd socket" containerd ctr --address "${CTR_SOCK}" version
+  fi
+  "${HACK_DIR}/images/build.sh" import "${CTR_SOCK}"
+}
+
+write_containerd_config() {
   mkdir -p "${D}/containerd"
   # All of containerd's state (images, snapshots, runc state, Pod netns mounts)
   # stays under the cluster dir, so down can remove every trace.
@@ -325,12 +351,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     bin_dir = "/usr/lib/cni"
     conf_dir = "${D}/cni/net.d"
 EOF
-  start containerd "$(command -v containerd)" --config "${D}/containerd/config.toml"
-  wait_for "containerd socket" containerd ctr --address "${CTR_SOCK}" version
-  "${HACK_DIR}/images/build.sh" import "${CTR_SOCK}"
 }
 
 start_kubelet() {
+  # Never rewrite a running component's config (kube-proxy exits when its file changes).
+  if alive kubelet; then log "kubelet: already running (pid $(pid_of kubelet))"; return; fi
   mkdir -p "${D}/kubelet"
   : > "${D}/kubelet/resolv.conf"   # Pods get cluster DNS only, nothing of the host's
   cat > "${D}/kubelet/config.yaml" <<EOF
@@ -375,6 +400,8 @@ EOF
 }
 
 start_kube_proxy() {
+  # Never rewrite a running component's config (kube-proxy exits when its file changes).
+  if alive kube-proxy; then log "kube-proxy: already running (pid $(pid_of kube-proxy))"; return; fi
   mkdir -p "${D}/kube-proxy"
   cat > "${D}/kube-proxy/config.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -396,6 +423,8 @@ EOF
 }
 
 start_coredns() {
+  # Never rewrite a running component's config (kube-proxy exits when its file changes).
+  if alive coredns; then log "coredns: already running (pid $(pid_of coredns))"; return; fi
   mkdir -p "${D}/coredns"
   kubectl_ apply -f - >/dev/null <<EOF
 apiVersion: rbac.authorization.k8s.io/v1
@@ -529,10 +558,10 @@ clean_iptables() {
   for cmd in iptables ip6tables; do
     command -v "${cmd}-save" >/dev/null || continue
     for table in filter nat mangle raw; do
-      # kube-proxy and the kubelet create chains named KUBE-*: drop them and
-      # every rule jumping to them, leaving the rest of the table untouched.
-      if "${cmd}-save" -t "${table}" 2>/dev/null | grep -q 'KUBE-'; then
-        "${cmd}-save" -t "${table}" | grep -v -- 'KUBE-' | "${cmd}-restore" -T "${table}" \
+      # kube-proxy and the kubelet create chains named KUBE-*, we INITPIPELINE-*:
+      # drop them and every rule jumping to them, leaving the rest untouched.
+      if "${cmd}-save" -t "${table}" 2>/dev/null | grep -qE 'KUBE-|INITPIPELINE-'; then
+        "${cmd}-save" -t "${table}" | grep -vE -- 'KUBE-|INITPIPELINE-' | "${cmd}-restore" -T "${table}" \
           || log "warning: could not clean ${cmd} ${table}"
       fi
     done
@@ -594,10 +623,24 @@ cmd_status() {
   return "${rc}"
 }
 
+# up and down mutate shared state: one at a time (parallel test sessions may race).
+lock() {
+  exec 8> "${D}.flock"
+  if ! flock -n 8; then log "waiting for another hack/cluster.sh up/down"; flock 8; fi
+}
+
 case "${1:-}" in
-  up) cmd_up "${2:-}" ;;
-  down) cmd_down ;;
+  up) lock; cmd_up "${2:-}" ;;
+  down) lock; cmd_down ;;
+  restart)
+    # Restart every running component one by one with the current settings,
+    # keeping the cluster (data, Pods) and its API available all along.
+    lock
+    level="$(cat "${D}/level" 2>/dev/null)" || die "no cluster in ${D}"
+    for c in "${CONTROL_PLANE[@]}" "${NODE[@]}"; do
+      if alive "$c"; then stop "$c"; cmd_up "${level}"; fi
+    done ;;
   status) cmd_status ;;
   kubeconfig) echo "${KUBECONFIG_PATH}" ;;
-  *) echo "usage: $0 up [control-plane|node] | down | status | kubeconfig" >&2; exit 2 ;;
+  *) echo "usage: $0 up [control-plane|node] | down | restart | status | kubeconfig" >&2; exit 2 ;;
 esac
