@@ -208,13 +208,17 @@ class Controller:
         if not status_changed(previous, status):
             return
         meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
         # A merge patch keeps keys it does not mention: clear the ones that went away.
         patch = {**{key: None for key in previous if key not in status}, **status}
         path = PIPELINES.path(meta["namespace"], meta["name"], "status")
         await self.kube.merge_patch(path, {"status": patch})
         metrics.observe(meta["namespace"], meta["name"], previous, status)
         for event in step_events(previous, status):
-            await self.kube.post_event(dict(body), event.type, event.reason, event.message)
+            try:
+                await self.kube.post_event(dict(body), event.type, event.reason, event.message)
+            except ApiError as error:  # e.g. the namespace is terminating: the status is written
+                log.warning("event %s on %s/%s not posted: %s", event.reason, *key, error)
 
 
 def _now() -> datetime:

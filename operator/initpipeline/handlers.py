@@ -50,17 +50,17 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index("pods", **OWNED_PODS)  # type: ignore[arg-type]
-def pipeline_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+async def pipeline_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
     return {(namespace, labels[PIPELINE_LABEL]): dict(body)}
 
 
 @kopf.on.event("pods", **OWNED_PODS)  # type: ignore[arg-type]
-def pod_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+async def pod_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.wake(namespace, labels[PIPELINE_LABEL])
 
 
 @kopf.on.event(*PIPELINE)  # type: ignore[arg-type]  # Kopf's protocol lists every kwarg
-def pipeline_changed(
+async def pipeline_changed(
     type: str | None,
     body: kopf.Body,
     namespace: str,

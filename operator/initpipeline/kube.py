@@ -238,7 +238,7 @@ class Kube:
             PODS.path(namespace, pod, "log"),
             params={"container": container, "tailLines": str(tail_lines)},
         )
-        if response.status_code in (400, 404):  # container not started yet, or gone
+        if response.status_code in (204, 400, 404):  # no container (yet), or gone
             return ""
         if response.status_code != 200:
             raise _error(response)

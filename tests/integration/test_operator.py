@@ -31,6 +31,9 @@ spec:
     metadata:
       labels: {app: web}
     spec:
+      # No node matches: the Pods stay unscheduled, so no kubelet writes their status
+      # and the tests can write it as a kubelet would.
+      nodeSelector: {initpipeline.io/test: no-node}
       containers:
         - name: app
           image: docker.io/library/busybox:1.36.1-musl
@@ -61,6 +64,17 @@ def status(kubectl: Kubectl, namespace: str, name: str = "web") -> dict[str, Any
 
 def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
     return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
+
+
+def status_when(kubectl: Kubectl, namespace: str, type_: str, **fields: str) -> dict[str, Any]:
+    """The pipeline's status once its `type_` condition has these fields, else {}."""
+    st = status(kubectl, namespace)
+    found = condition(st, type_)
+    return st if all(found.get(k) == v for k, v in fields.items()) else {}
+
+
+def name_of(obj: dict[str, Any]) -> str:
+    return str(obj["metadata"]["name"])
 
 
 def set_pod_status(kubectl: Kubectl, namespace: str, pod: str, pod_status: dict[str, Any]) -> None:
@@ -184,7 +198,8 @@ def test_status_follows_the_pod_as_the_kubelet_reports_it(
         {
             "phase": "Pending",
             "conditions": [
-                {"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized"}
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized"},
             ],
             "initContainerStatuses": [
                 _init_status("wait-db", finished),
@@ -351,7 +366,7 @@ def test_pod_the_api_server_refuses_stalls_with_pod_creation_failed(
         )
     )
     assert condition(st, "Stalled")["status"] == "True"
-    assert "cpu" in condition(st, "Ready")["message"]
+    assert "quantities must match" in condition(st, "Ready")["message"]
     assert pods(kubectl, namespace) == []
 
 
@@ -366,7 +381,22 @@ def test_deleting_the_pipeline_garbage_collects_its_pods(
 
 def test_printer_columns(operator: None, kubectl: Kubectl, namespace: str) -> None:
     apply(kubectl, namespace, PIPELINE)
-    eventually(lambda: status(kubectl, namespace).get("currentStep"))
+    [pod] = eventually(lambda: pods(kubectl, namespace) or None)
+    waiting = {"waiting": {"reason": "PodInitializing"}}
+    set_pod_status(
+        kubectl,
+        namespace,
+        name_of(pod),
+        {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "initContainerStatuses": [
+                _init_status("wait-db", {"running": {"startedAt": "2026-11-25T10:00:01Z"}}),
+                _init_status("fetch", waiting),
+            ],
+        },
+    )
+    eventually(lambda: status_when(kubectl, namespace, "Ready", reason="WaitingForDependency"))
     lines = kubectl("get", "ipl", namespace=namespace).stdout.splitlines()
     assert lines[0].split() == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE"]
     assert lines[1].split()[:5] == ["web", "0/1", "0/2", "WaitingForDependency", "wait-db"]
