@@ -379,6 +379,16 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
+def _step_hint(body: dict[str, Any], loc: tuple[int | str, ...]) -> str:
+    """` (step "name")` when the error is inside a named step, so users find it by name."""
+    if len(loc) < 2 or loc[0] != "steps" or not isinstance(loc[1], int):
+        return ""
+    steps = (body.get("spec") or {}).get("steps") or []
+    step = steps[loc[1]] if loc[1] < len(steps) else None
+    name = step.get("name") if isinstance(step, dict) else None
+    return f' (step "{name}")' if isinstance(name, str) and name else ""
+
+
 def parse_pipeline(body: dict[str, Any]) -> Pipeline:
     """Parse an InitPipeline object; raises InvalidSpec naming the first bad field."""
     metadata = body.get("metadata") or {}
@@ -389,7 +399,7 @@ def parse_pipeline(body: dict[str, Any]) -> Pipeline:
         cause = (first.get("ctx") or {}).get("error")
         if isinstance(cause, InvalidSpec):
             raise cause from None
-        message = first["msg"].removeprefix("Value error, ")
+        message = first["msg"].removeprefix("Value error, ") + _step_hint(body, first["loc"])
         raise InvalidSpec(_field_path(first["loc"]), message) from None
     return Pipeline(
         name=metadata.get("name", ""),
