@@ -31,9 +31,9 @@ spec:
     metadata:
       labels: {app: web}
     spec:
-      # No node matches: the Pods stay unscheduled, so no kubelet writes their status
-      # and the tests can write it as a kubelet would.
-      nodeSelector: {initpipeline.io/test: no-node}
+      # No scheduler serves this name: the Pods stay unscheduled and untouched, so no
+      # scheduler or kubelet writes their status and the tests can write it as a kubelet would.
+      schedulerName: initpipeline-tests-unscheduled
       containers:
         - name: app
           image: docker.io/library/busybox:1.36.1-musl
