@@ -523,7 +523,8 @@ remove_pod_leftovers() {
       # Let the kubelet tear Pods down properly (CNI DEL, volume unmounts) first.
       kubectl_ delete pods --all --all-namespaces --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
       deadline=$((SECONDS + 20))
-      while ((SECONDS < deadline)) && [[ -n "$(ctr --address "${CTR_SOCK}" -n k8s.io tasks ls -q 2>/dev/null)" ]]; do
+      while ((SECONDS < deadline)) && ctr --address "${CTR_SOCK}" -n k8s.io tasks ls 2>/dev/null \
+          | awk 'NR > 1 && $3 == "RUNNING" {found = 1} END {exit !found}'; do
         sleep 0.5
       done
     fi
@@ -595,8 +596,12 @@ cmd_down() {
   if [[ -f "${D}/sysctl.orig" ]]; then
     while read -r key val; do echo "${val}" > "/proc/sys/${key//.//}" 2>/dev/null || true; done < "${D}/sysctl.orig"
   fi
-  # Shim sockets and fifo dirs containerd keeps outside its configured state.
+  # Shim sockets and fifo dirs containerd keeps outside its configured state, and
+  # libcni's result cache (fixed at /var/lib/cni): ours, then the dirs if empty.
   rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2>/dev/null || true
+  # (cni-loopback-* are the CRI's loopback results: containerd here is ours.)
+  rm -f /var/lib/cni/results/initpipeline-* /var/lib/cni/results/cni-loopback-*
+  rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
   if findmnt -rn -o TARGET | grep -qF "${D}/"; then
     die "mounts remain under ${D}; not removing it"
   fi

@@ -14,12 +14,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 IMAGES_DIR="${HACK_DIR}/images"
 BUSYBOX_BIN="${BUSYBOX_BIN:-/bin/busybox}"   # Debian's busybox-static
+# One image, two names: the one the tests/examples use, and the musl tag the
+# operator defaults to (upstream's musl variant is the statically linked one).
 BUSYBOX_IMAGE=docker.io/library/busybox:1.36.1
+BUSYBOX_MUSL_IMAGE=docker.io/library/busybox:1.36.1-musl
 PAUSE_IMAGE=registry.k8s.io/pause:3.10.1
 HTTPD_IMAGE=localhost/initpipeline/httpd:1
 ASSETS_IMAGE=localhost/initpipeline/assets:1
 ASSETS_SCRATCH_IMAGE=localhost/initpipeline/assets-scratch:1
-ALL_IMAGES=("${BUSYBOX_IMAGE}" "${PAUSE_IMAGE}" "${HTTPD_IMAGE}" "${ASSETS_IMAGE}" "${ASSETS_SCRATCH_IMAGE}")
+ALL_IMAGES=("${BUSYBOX_IMAGE}" "${BUSYBOX_MUSL_IMAGE}" "${PAUSE_IMAGE}" "${HTTPD_IMAGE}" "${ASSETS_IMAGE}" "${ASSETS_SCRATCH_IMAGE}")
 
 images_hash() {
   [[ -x "${BUSYBOX_BIN}" ]] || die "${BUSYBOX_BIN} missing: apt-get install busybox-static"
@@ -67,7 +70,7 @@ build_images() {
   mkdir -p "${out}.tmp"
 
   busybox_rootfs "${work}/busybox"
-  "${oci[@]}" --name "${BUSYBOX_IMAGE}" --out "${out}.tmp/busybox.tar" --layer "${work}/busybox" \
+  "${oci[@]}" --name "${BUSYBOX_IMAGE}" --name "${BUSYBOX_MUSL_IMAGE}" --out "${out}.tmp/busybox.tar" --layer "${work}/busybox" \
     --cmd '["sh"]' >&2
 
   mkdir -p "${work}/pause"
@@ -92,6 +95,9 @@ build_images() {
 
   date -u +%FT%TZ > "${out}.tmp/.complete"
   rm -rf "${out}"; mv "${out}.tmp" "${out}"
+  # Archives of earlier recipes are of no further use.
+  find "${CACHE_ROOT}/images" -mindepth 1 -maxdepth 1 -type d ! -name "${hash}" ! -name '*.tmp' \
+    -exec rm -rf {} +
   echo "${out}"
 }
 
@@ -103,7 +109,7 @@ import_images() {
     ctr --address "${address}" -n k8s.io images import "${tar}" >/dev/null \
       || die "ctr import ${tar} failed"
   done
-  log "imported ${#ALL_IMAGES[@]} images from ${dir}"
+  log "imported ${#ALL_IMAGES[@]} image names from ${dir}"
 }
 
 case "${1:-}" in

@@ -115,20 +115,21 @@ def build(args: argparse.Namespace) -> None:
     manifest_bytes = _json(manifest)
     blobs[_digest(manifest_bytes)] = manifest_bytes
 
-    tag = args.name.rsplit(":", 1)[1] if ":" in args.name.rsplit("/", 1)[-1] else "latest"
-    index = {
-        "schemaVersion": 2,
-        "mediaType": MEDIA_INDEX,
-        "manifests": [{
+    def entry(name: str) -> dict[str, Any]:
+        tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else "latest"
+        return {
             "mediaType": MEDIA_MANIFEST,
             "digest": _digest(manifest_bytes),
             "size": len(manifest_bytes),
             "platform": {"architecture": args.arch, "os": "linux"},
             # containerd names the imported image after io.containerd.image.name.
-            "annotations": {"io.containerd.image.name": args.name,
+            "annotations": {"io.containerd.image.name": name,
                             "org.opencontainers.image.ref.name": tag},
-        }],
-    }
+        }
+
+    # One index entry per name: the same manifest imported under every name.
+    index = {"schemaVersion": 2, "mediaType": MEDIA_INDEX,
+             "manifests": [entry(name) for name in args.name]}
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -148,12 +149,13 @@ def build(args: argparse.Namespace) -> None:
         add("oci-layout", _json({"imageLayoutVersion": "1.0.0"}))
         add("index.json", _json(index))
     tmp.replace(out)
-    print(f"{args.name} {_digest(manifest_bytes)} -> {out}")
+    print(f"{' '.join(args.name)} {_digest(manifest_bytes)} -> {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--name", required=True, help="full image reference, e.g. docker.io/library/x:1")
+    ap.add_argument("--name", action="append", required=True,
+                    help="full image reference, e.g. docker.io/library/x:1 (repeatable)")
     ap.add_argument("--out", required=True, help="archive to write (.tar)")
     ap.add_argument("--layer", action="append", default=[], required=True,
                     help="directory whose contents become one layer (repeatable, bottom first)")

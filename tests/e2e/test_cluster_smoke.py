@@ -22,6 +22,7 @@ BUSYBOX = "docker.io/library/busybox:1.36.1"
 HTTPD = "localhost/initpipeline/httpd:1"
 LOCAL_IMAGES = [
     BUSYBOX,
+    "docker.io/library/busybox:1.36.1-musl",  # the operator's default step image
     "registry.k8s.io/pause:3.10.1",
     HTTPD,
     "localhost/initpipeline/assets:1",
@@ -220,10 +221,19 @@ def exec_until_ok(
 
 
 def test_local_images_are_on_the_node(kubectl: Kubectl) -> None:
-    nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
-    names = {n for node in nodes for img in node["status"].get("images", []) for n in img["names"]}
-    missing = [img for img in LOCAL_IMAGES if img not in names]
-    assert not missing, f"images missing on the node: {missing}; node has {sorted(names)}"
+    # The kubelet refreshes the node's image list periodically: poll, don't race it.
+    deadline = time.monotonic() + 90
+    while True:
+        nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
+        names = {
+            n for node in nodes for img in node["status"].get("images", []) for n in img["names"]
+        }
+        missing = [img for img in LOCAL_IMAGES if img not in names]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"images missing on the node: {missing}; node has {sorted(names)}")
+        time.sleep(2)
 
 
 def test_init_containers_sidecar_and_main_reach_ready(
