@@ -30,6 +30,10 @@ cluster-up: cluster-build ## Start the local cluster (LEVEL=node|control-plane),
 cluster-down: ## Stop every cluster process by PID and remove all its state
 	$(CLUSTER) down
 
+.PHONY: cluster-restart
+cluster-restart: ## Restart each running component in turn with the current settings
+	$(CLUSTER) restart
+
 .PHONY: cluster-status
 cluster-status: ## Show the cluster's components, level and nodes
 	$(CLUSTER) status
