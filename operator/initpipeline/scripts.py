@@ -16,7 +16,10 @@ official busybox images):
 - `wget` exits 1 on any HTTP status >= 400 without printing the body; `-S` prints the
   response headers (`  HTTP/1.1 200 OK`) on stderr, the only way to see the status.
 - `nslookup` asks the DNS server only (no /etc/hosts) and exits 1 on NXDOMAIN, so the dns
-  check reads /etc/hosts first, like the C library does.
+  check reads /etc/hosts first, like the C library does. It also tries every search domain
+  of /etc/resolv.conf and exits 1 when any of them fails, even after printing an answer
+  (`myservice` in a Pod: `Name: myservice.<ns>.svc.cluster.local`, then NXDOMAIN for
+  `myservice.svc.cluster.local` ...), so a `Name:` line in its output counts as resolved.
 
 Output protocol (read by users in `kubectl logs` and by `initpipeline.status`):
 
@@ -200,6 +203,7 @@ def _dns_check(fn: str, name: str) -> str:
   why=''
   name={_q(name)} awk {_q(_HOSTS_AWK)} /etc/hosts 2>/dev/null && return 0
   out=$(timeout {DNS_TIMEOUT} nslookup {_q(name)} 2>&1 </dev/null) && return 0
+  printf '%s\\n' "$out" | grep -q '^Name:' && return 0
   why=$(printf '%s\\n' "$out" | sed -n "s/^\\*\\* server can't find [^:]*: //p" | tail -n 1)
   [ -n "$why" ] || why=$(last "$out")
   [ -n "$why" ] || why='does not resolve'

@@ -294,6 +294,63 @@ def test_dns_unknown_name_times_out(run: Runner, tlog: str) -> None:
     assert result.lines("waiting: dns no-such-host.invalid: ")
 
 
+# What busybox 1.35 nslookup prints for `myservice` in a Pod (ndots:5, three search domains):
+# the answer from the first search domain, NXDOMAIN from the others, and exit code 1.
+NSLOOKUP_IN_A_POD = """\
+Server:\t\t10.88.0.1
+Address:\t10.88.0.1:53
+
+Name:\tmyservice.shop.svc.cluster.local
+Address: 10.96.49.193
+
+** server can't find myservice.cluster.local: NXDOMAIN
+
+** server can't find myservice.svc.cluster.local: NXDOMAIN
+"""
+NSLOOKUP_NXDOMAIN = """\
+Server:\t\t10.88.0.1
+Address:\t10.88.0.1:53
+
+** server can't find myservice.shop.svc.cluster.local: NXDOMAIN
+
+** server can't find myservice.svc.cluster.local: NXDOMAIN
+"""
+
+
+def fake_nslookup(tmp_path: Path, output: str) -> str:
+    """Shell functions, to put in front of a script, that make `timeout N nslookup NAME`
+    print `output` and exit 1 (busybox runs its own applets, whatever PATH says)."""
+    (tmp_path / "nslookup.out").write_text(output)
+    return (
+        'timeout() { shift; "$@"; }\n'
+        f"nslookup() {{ cat {tmp_path / 'nslookup.out'}; return 1; }}\n"
+    )
+
+
+def test_dns_answer_from_a_search_domain_resolves_despite_exit_1(
+    run: Runner, tmp_path: Path, tlog: str
+) -> None:
+    step = wait_step([{"dns": "myservice"}], timeout=5)
+    script = fake_nslookup(tmp_path, NSLOOKUP_IN_A_POD) + scripts.wait_script(
+        step, termination_log=tlog
+    )
+    result = run(script)
+    assert result.code == 0, result.output
+    assert re.fullmatch(r"dns myservice resolved after [01]s", result.message)
+
+
+def test_dns_nxdomain_from_every_search_domain_keeps_waiting(
+    run: Runner, tmp_path: Path, tlog: str
+) -> None:
+    step = wait_step([{"dns": "myservice"}], timeout=2)
+    script = fake_nslookup(tmp_path, NSLOOKUP_NXDOMAIN) + scripts.wait_script(
+        step, termination_log=tlog
+    )
+    result = run(script)
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE, result.output
+    assert result.lines("waiting: dns myservice: NXDOMAIN")
+
+
 def test_file_created_later(run: Runner, tmp_path: Path, tlog: str) -> None:
     path = tmp_path / "certs" / "tls.crt"
 
