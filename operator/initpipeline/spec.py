@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,8 +26,6 @@ RESERVED_PREFIX = "initpipeline-"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _OBJECT_REF = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?:[0-9]{1,5}$")
-_MODE = re.compile(r"^0?[0-7]{3}$")
-_OWNER = re.compile(r"^[0-9]+(:[0-9]+)?$")
 
 
 class InvalidSpec(ValueError):
@@ -48,10 +47,21 @@ def _dns_label(value: str) -> str:
     return value
 
 
-def _relative_path(value: str) -> str:
-    if value.startswith("/") or ".." in value.split("/"):
-        raise ValueError(f"{value!r} must be a relative path without '..'")
-    return value
+def _must_match(pattern: str, must: str) -> Callable[[str | None], str | None]:
+    """A field validator: the value (unless unset) matches `pattern`, else "'<value>' <must>"."""
+    compiled = re.compile(pattern)
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not compiled.match(value):
+            raise ValueError(f"{value!r} {must}")
+        return value
+
+    return check
+
+
+_url = _must_match(r"^https?://[^/\s]+", "must be an http:// or https:// URL")
+_absolute = _must_match(r"^/", "must be an absolute path")
+_relative = _must_match(r"^(?!/)(?!(.*/)?\.\.(/|$))", "must be a relative path without '..'")
 
 
 class ObjectRef(_Model):
@@ -122,12 +132,11 @@ class Target(_Model):
             raise ValueError("expectStatus and bodyContains are only allowed with http")
         return self
 
-    @field_validator("service", "job")
-    @classmethod
-    def _object_ref(cls, value: str | None) -> str | None:
-        if value is not None and not _OBJECT_REF.match(value):
-            raise ValueError(f"{value!r} must be [namespace/]name")
-        return value
+    _object_ref = field_validator("service", "job")(
+        _must_match(_OBJECT_REF.pattern, "must be [namespace/]name")
+    )
+    _http = field_validator("http")(_url)
+    _file = field_validator("file")(_absolute)
 
     @field_validator("tcp")
     @classmethod
@@ -136,20 +145,6 @@ class Target(_Model):
             port = int(value.rpartition(":")[2]) if _HOST_PORT.match(value) else 0
             if not 1 <= port <= 65535:
                 raise ValueError(f"{value!r} must be host:port with a port from 1 to 65535")
-        return value
-
-    @field_validator("http")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} must be an http:// or https:// URL")
-        return value
-
-    @field_validator("file")
-    @classmethod
-    def _absolute(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"{value!r} must be an absolute path")
         return value
 
     @field_validator("command")
@@ -196,14 +191,8 @@ class Download(_Model):
     path: str = Field(min_length=1)
 
     _volume = field_validator("volume")(_dns_label)
-    _path = field_validator("path")(_relative_path)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} must be an http:// or https:// URL")
-        return value
+    _path = field_validator("path")(_relative)
+    _url_check = field_validator("url")(_url)
 
 
 class CopyAssets(_Model):
@@ -213,18 +202,8 @@ class CopyAssets(_Model):
     path: str = ""
 
     _volume = field_validator("volume")(_dns_label)
-
-    @field_validator("from_")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"{value!r} must be an absolute path inside the image")
-        return value
-
-    @field_validator("path")
-    @classmethod
-    def _relative(cls, value: str) -> str:
-        return _relative_path(value) if value else value
+    _from = field_validator("from_")(_absolute)
+    _path = field_validator("path")(_relative)
 
 
 class PrepareVolume(_Model):
@@ -234,25 +213,13 @@ class PrepareVolume(_Model):
     owner: str | None = None
 
     _volume = field_validator("volume")(_dns_label)
-
-    @field_validator("path")
-    @classmethod
-    def _relative(cls, value: str) -> str:
-        return _relative_path(value) if value else value
-
-    @field_validator("mode")
-    @classmethod
-    def _mode(cls, value: str | None) -> str | None:
-        if value is not None and not _MODE.match(value):
-            raise ValueError(f'{value!r} must be an octal mode such as "0750"')
-        return value
-
-    @field_validator("owner")
-    @classmethod
-    def _owner(cls, value: str | None) -> str | None:
-        if value is not None and not _OWNER.match(value):
-            raise ValueError(f"{value!r} must be uid or uid:gid (numbers)")
-        return value
+    _path = field_validator("path")(_relative)
+    _mode = field_validator("mode")(
+        _must_match(r"^0?[0-7]{3}$", 'must be an octal mode such as "0750"')
+    )
+    _owner = field_validator("owner")(
+        _must_match(r"^[0-9]+(:[0-9]+)?$", "must be uid or uid:gid (numbers)")
+    )
 
 
 class StepType(enum.StrEnum):
