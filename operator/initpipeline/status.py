@@ -18,7 +18,9 @@ What a user sees, and the rules behind it:
   ErrImagePull, ...); running -> Running (a sidecar: Ready when ready); terminated 0 ->
   Succeeded; terminated != 0, or waiting after a failed run (CrashLoopBackOff) -> Failed
   with the last exit code, reason and message. A wait step exiting WAIT_TIMEOUT_EXIT_CODE
-  fails with reason WaitTimeout. A sidecar stopped with its finished Pod is Succeeded.
+  fails with reason WaitTimeout. A sidecar stopped with its finished Pod is Succeeded,
+  whatever its exit code, also while the Pod is still Running because the kubelet is
+  stopping the sidecars after the main containers ended for good (Never/OnFailure).
   The tools container in front of the first copyAssets step is reported as that step.
 - Step messages are one line: the last non-empty line of the termination (or kubelet)
   message without gRPC's "rpc error: code = X desc = " prefix, at most MAX_MESSAGE
@@ -201,15 +203,21 @@ def _failure(step: Step, terminated: Mapping[str, Any], restarts: int | None) ->
     )
 
 
-def _step_view(step: Step, status: Mapping[str, Any] | None, pod_phase: str) -> _StepView:
-    """Map one kubelet container status (initContainerStatuses[]) to a step."""
+def _step_view(
+    step: Step, status: Mapping[str, Any] | None, pod_phase: str, finishing: bool = False
+) -> _StepView:
+    """Map one kubelet container status (initContainerStatuses[]) to a step.
+
+    finishing: the Pod's main containers are done for good, so the kubelet is stopping its
+    sidecars (the phase is still Running until they are stopped).
+    """
     if status is None:
         return _StepView()
     restarts = _int(status.get("restartCount")) or 0
     state = _mapping(status.get("state"))
     last = _mapping(_mapping(status.get("lastState")).get("terminated"))
     sidecar = step.type is StepType.SIDECAR
-    terminal_pod = pod_phase in ("Succeeded", "Failed")
+    terminal_pod = finishing or pod_phase in ("Succeeded", "Failed")
 
     if running := _mapping(state.get("running")):
         started_at = _str(running.get("startedAt"))
@@ -299,9 +307,21 @@ class _PodView:
         return (self.failed is None, self.finished, self.ready, self.name)
 
 
+def _main_containers_done(pod: Mapping[str, Any]) -> bool:
+    """Every main container terminated and none will be restarted: the Pod is finishing
+    (the kubelet then stops the sidecars, which may exit non-zero, e.g. 137 or 143)."""
+    policy = _mapping(pod.get("spec")).get("restartPolicy") or "Always"
+    entries = [_mapping(e) for e in _mapping(pod.get("status")).get("containerStatuses") or ()]
+    ended = [_mapping(_mapping(e.get("state")).get("terminated")) for e in entries]
+    if not entries or not all(ended) or policy == "Always":
+        return False
+    return policy == "Never" or all(_int(t.get("exitCode")) == 0 for t in ended)
+
+
 def _pod_view(pipeline: Pipeline, pod: Mapping[str, Any]) -> _PodView:
     status = _mapping(pod.get("status"))
     phase = _str(status.get("phase")) or "Pending"
+    finishing = _main_containers_done(pod)
     statuses = {
         _mapping(entry).get("name"): _mapping(entry)
         for entry in status.get("initContainerStatuses") or ()
@@ -310,7 +330,7 @@ def _pod_view(pipeline: Pipeline, pod: Mapping[str, Any]) -> _PodView:
     first_copy = next((s.name for s in pipeline.spec.steps if s.type is StepType.COPY_ASSETS), None)
     views = []
     for step in pipeline.spec.steps:
-        view = _step_view(step, statuses.get(step.name), phase)
+        view = _step_view(step, statuses.get(step.name), phase, finishing)
         if step.name == first_copy and tools is not None:
             view = _with_tools(view, _step_view(step, tools, phase))
         views.append(view)

@@ -514,6 +514,44 @@ def test_sidecar_stopped_with_its_succeeded_pod_is_not_a_failure() -> None:
     assert kstatus(status) == ("True", "Succeeded", "False", "False")
 
 
+def test_sidecar_killed_while_its_pod_finishes_is_not_a_failure() -> None:
+    # restartPolicy Never, the main container exited: the kubelet stops the sidecar (here
+    # killed after its grace period, 137) while the Pod's phase is still Running.
+    pod = recorded("never-succeeded-sidecar-running")
+    pod["status"]["phase"] = "Running"
+    sidecar = pod["status"]["initContainerStatuses"][6]
+    sidecar["ready"] = False
+    sidecar["started"] = False
+    sidecar["state"] = {
+        "terminated": {
+            "exitCode": 137,
+            "reason": "Error",
+            "startedAt": "2026-11-25T10:00:36Z",
+            "finishedAt": "2026-11-25T10:05:31Z",
+        }
+    }
+
+    status = derive(pipeline(restartPolicy="Never"), [pod])
+
+    assert step(status, "log-shipper")["state"] == "Succeeded"
+    assert kstatus(status) == ("False", "Running", "True", "False")
+    assert (status["progress"], status["currentStep"]) == ("6/6", "")
+    assert step_events({}, status)[-1].reason == "StepSucceeded"
+
+
+def test_sidecar_killed_while_an_always_pod_restarts_its_app_is_a_failure() -> None:
+    pod = recorded("never-succeeded-sidecar-running")
+    pod["spec"]["restartPolicy"] = "Always"
+    pod["status"]["phase"] = "Running"
+    pod["status"]["initContainerStatuses"][6]["state"] = {
+        "terminated": {"exitCode": 137, "reason": "Error"}
+    }
+
+    status = derive(pipeline(), [pod])
+
+    assert step(status, "log-shipper")["state"] == "Failed"
+
+
 def test_crashing_sidecar_is_failed_but_never_stalls_it_is_always_restarted() -> None:
     pod = recorded("ready")
     pod["spec"]["restartPolicy"] = "Never"
