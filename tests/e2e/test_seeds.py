@@ -1,0 +1,798 @@
+"""Every seed scenario, end to end, on a real node: deploy/examples/*.yaml as a user applies them.
+
+Each test applies one example into its fresh namespace, runs the operator (in this process,
+watching only that namespace), drives the world (creates the Service, writes the file,
+starts the server ...) and checks what a user sees: the CR's status and conditions over
+time, the `kubectl get ipl` columns, and what the Pod does.
+
+The status is followed with `kubectl get -w -o json`: every status the operator writes is
+recorded, the distinct (progress, currentStep, Ready reason) tuples are asserted in order,
+and every recorded status must tell the truth (see `assert_truthful`). Nothing asserts on
+timing.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+from tests.helpers import Kubectl, eventually
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
+PIPELINE_LABEL = "initpipeline.io/pipeline"
+# Generous: two cores shared with the rest of the suite; no assertion depends on speed.
+TIMEOUT = 120.0
+
+Status = dict[str, Any]
+Stage = tuple[str, str, str]  # (progress, currentStep, Ready reason)
+
+
+# --------------------------------------------------------------------------- operator
+
+
+@contextlib.contextmanager
+def operator_in(kubeconfig: str, namespace: str) -> Iterator[KopfRunner]:
+    """The operator in this process, watching only `namespace` (other tests' namespaces
+    are left to their own operators)."""
+    settings = {
+        "KUBECONFIG": kubeconfig,
+        "INITPIPELINE_METRICS_PORT": "0",
+        "INITPIPELINE_RESYNC_SECONDS": "2",
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    args = ["run", "--standalone", "--namespace", namespace, "-m", "initpipeline.handlers"]
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            yield runner
+        assert runner.exit_code == 0, runner.output
+        assert runner.exception is None, runner.exception
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def operator(kubeconfig: str, namespace: str) -> Iterator[KopfRunner]:
+    with operator_in(kubeconfig, namespace) as runner:
+        yield runner
+
+
+# --------------------------------------------------------------------------- kubectl
+
+
+def _kubectl_argv(kubeconfig: str, context: str) -> list[str]:
+    """The kubectl the `kubectl` fixture runs (for the long-running watches)."""
+    state = getattr(sys.modules.get("tests.conftest"), "_STATE", None)
+    binary = getattr(state, "kubectl_bin", "") or shutil.which("kubectl") or "kubectl"
+    return [binary, "--kubeconfig", kubeconfig, "--context", context]
+
+
+@pytest.fixture
+def kubectl_argv(kubeconfig: str, kube_context: str) -> list[str]:
+    return _kubectl_argv(kubeconfig, kube_context)
+
+
+def documents(example: str, *kinds: str) -> list[dict[str, Any]]:
+    """The documents of deploy/examples/`example`, only those of `kinds` if given."""
+    docs = [d for d in yaml.safe_load_all((EXAMPLES / example).read_text()) if d]
+    return [d for d in docs if not kinds or d["kind"] in kinds]
+
+
+def apply(kubectl: Kubectl, namespace: str, example: str, *kinds: str) -> None:
+    """`kubectl apply -n NS -f deploy/examples/EXAMPLE` (only the documents of `kinds`)."""
+    if not kinds:
+        kubectl("apply", "-f", str(EXAMPLES / example), namespace=namespace)
+        return
+    text = yaml.safe_dump_all(documents(example, *kinds))
+    kubectl("apply", "-f", "-", namespace=namespace, input=text)
+
+
+def get_json(kubectl: Kubectl, namespace: str, *what: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(
+        kubectl("get", *what, "-o", "json", namespace=namespace).stdout
+    )
+    return result
+
+
+def status(kubectl: Kubectl, namespace: str, name: str) -> Status:
+    return get_json(kubectl, namespace, "initpipeline", name).get("status") or {}
+
+
+def condition(st: Status, type_: str) -> dict[str, Any]:
+    return next((c for c in st.get("conditions") or [] if c.get("type") == type_), {})
+
+
+def reason(st: Status) -> str:
+    return str(condition(st, "Ready").get("reason", ""))
+
+
+def step(st: Status, name: str) -> dict[str, Any]:
+    return next((s for s in st.get("steps") or [] if s.get("name") == name), {})
+
+
+def status_when(
+    kubectl: Kubectl, namespace: str, name: str, check: Any, timeout: float = TIMEOUT
+) -> Status:
+    """The pipeline's status once `check(status)` is true."""
+
+    def probe() -> Status | None:
+        st = status(kubectl, namespace, name)
+        return st if st and check(st) else None
+
+    try:
+        return eventually(probe, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(
+            f"{name}: condition not met within {timeout:.0f}s; last status:\n"
+            + yaml.safe_dump(status(kubectl, namespace, name))
+        ) from None
+
+
+def ready(kubectl: Kubectl, namespace: str, name: str, why: str = "Running") -> Status:
+    """The status once the Ready condition is True with reason `why`."""
+    return status_when(
+        kubectl,
+        namespace,
+        name,
+        lambda st: condition(st, "Ready").get("status") == "True" and reason(st) == why,
+    )
+
+
+def pods(kubectl: Kubectl, namespace: str, pipeline: str) -> list[dict[str, Any]]:
+    items = get_json(kubectl, namespace, "pods", "-l", f"{PIPELINE_LABEL}={pipeline}")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def the_pod(kubectl: Kubectl, namespace: str, pipeline: str) -> dict[str, Any]:
+    [pod] = eventually(lambda: pods(kubectl, namespace, pipeline) or None, timeout=TIMEOUT)
+    return pod
+
+
+def ipl_columns(kubectl: Kubectl, namespace: str, name: str, wide: bool = False) -> dict[str, str]:
+    """One row of `kubectl get ipl NAME` (or `-o wide`), by column header."""
+    args = ["get", "ipl", name, *(["-o", "wide"] if wide else [])]
+    header, row = kubectl(*args, namespace=namespace).stdout.splitlines()[:2]
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    names = header.split()
+    ends = [*starts[1:], None]
+    return {n: row[s:e].strip() for n, s, e in zip(names, starts, ends, strict=True)}
+
+
+def exec_in(kubectl: Kubectl, namespace: str, pod: str, container: str, *cmd: str) -> str:
+    return kubectl("exec", pod, "-c", container, "--", *cmd, namespace=namespace).stdout
+
+
+def logs(kubectl: Kubectl, namespace: str, pod: str, container: str) -> str:
+    return kubectl("logs", pod, "-c", container, namespace=namespace).stdout
+
+
+def container_status(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    st = pod.get("status") or {}
+    entries = [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]
+    return next(e for e in entries if e["name"] == name)
+
+
+# --------------------------------------------------------------------------- status over time
+
+
+class Recorder:
+    """Every status written to one InitPipeline, as `kubectl get -w -o json` streams it."""
+
+    def __init__(self, argv: Sequence[str], namespace: str, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._statuses: list[Status] = []
+        self._proc = subprocess.Popen(
+            [
+                *argv,
+                "--namespace",
+                namespace,
+                "get",
+                "initpipelines",
+                "--field-selector",
+                f"metadata.name={name}",
+                "--watch",
+                "--output",
+                "json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        chunk: list[str] = []
+        for line in self._proc.stdout:
+            chunk.append(line)
+            if line.rstrip("\n") == "}":  # the end of one pretty-printed object
+                obj = json.loads("".join(chunk))
+                chunk = []
+                with self._lock:
+                    self._statuses.append(obj.get("status") or {})
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
+        self._thread.join(timeout=10)
+
+    @property
+    def statuses(self) -> list[Status]:
+        with self._lock:
+            return [st for st in self._statuses if st.get("conditions")]
+
+    def stages(self) -> list[Stage]:
+        """The distinct consecutive (progress, currentStep, Ready reason) seen so far."""
+        seen: list[Stage] = []
+        for st in self.statuses:
+            stage = (st.get("progress", ""), st.get("currentStep", ""), reason(st))
+            if not seen or seen[-1] != stage:
+                seen.append(stage)
+        return seen
+
+
+@pytest.fixture
+def record(kubectl_argv: list[str], namespace: str) -> Iterator[Any]:
+    """record(name) starts following the status of InitPipeline `name` (before applying it)."""
+    recorders: list[Recorder] = []
+
+    def start(name: str) -> Recorder:
+        recorder = Recorder(kubectl_argv, namespace, name)
+        recorders.append(recorder)
+        return recorder
+
+    yield start
+    for recorder in recorders:
+        recorder.stop()
+
+
+def assert_in_order(stages: Sequence[Stage], *expected: tuple[str | None, ...]) -> None:
+    """`expected` occurs in `stages` in this order (not necessarily adjacent); None = any."""
+    position = 0
+    for want in expected:
+        while position < len(stages) and not all(
+            w is None or w == got for w, got in zip(want, stages[position], strict=True)
+        ):
+            position += 1
+        assert position < len(stages), f"{want} not found in order in {stages}"
+        position += 1
+
+
+def _done(progress: str) -> int:
+    return int(progress.split("/")[0])
+
+
+def assert_truthful(
+    statuses: Iterable[Status],
+    *,
+    allowed: Iterable[str] = ("Pending", "WaitingForDependency", "Initializing", "Running"),
+    monotonic: bool = True,
+) -> None:
+    """What every recorded status must satisfy: only the expected Ready reasons, never
+    Stalled unless the reason says a user must act, conditions consistent with each other,
+    the counts consistent, and (unless the Pod is re-created) progress never going back."""
+    allowed = set(allowed)
+    last = 0
+    for st in statuses:
+        r, ready_c = reason(st), condition(st, "Ready")
+        stalled, reconciling = condition(st, "Stalled"), condition(st, "Reconciling")
+        context = yaml.safe_dump(st)
+        assert r in allowed, f"unexpected Ready reason {r}:\n{context}"
+        assert [ready_c["status"], stalled["status"], reconciling["status"]].count("True") == 1, (
+            context
+        )
+        if stalled["status"] == "True":  # a user must act
+            assert r in ("StepFailed", "WaitTimeout"), context
+        if r in ("Pending", "WaitingForDependency", "Initializing"):
+            assert reconciling["status"] == "True", context
+        done, total = map(int, st["progress"].split("/"))
+        assert 0 <= done <= total == len(st["steps"]), context
+        assert (st["currentStep"] == "") == (done == total) or not st["pods"], context
+        assert st["readyReplicas"] <= st["replicas"], context
+        assert st["ready"] == f"{st['readyReplicas']}/{st['replicas']}", context
+        if monotonic:
+            assert done >= last, f"progress went back to {st['progress']}:\n{context}"
+        last = done
+
+
+def step_times_in_order(st: Status) -> list[str]:
+    """startedAt/finishedAt of every step in spec order; asserts they never go back."""
+    times = []
+    for entry in st["steps"]:
+        times += [entry["startedAt"], entry["finishedAt"]]
+    assert times == sorted(times), st["steps"]  # RFC 3339 UTC strings sort as times
+    return times
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def test_01_wait_for_services_needs_ready_endpoints_dns_only_needs_the_service(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    services, dns = record("myapp"), record("myapp-dns")
+    apply(kubectl, namespace, "01-wait-for-services.yaml")
+    apply(kubectl, namespace, "01-wait-for-dns.yaml")
+
+    # Nothing exists: both wait at step 1, saying why.
+    st = status_when(
+        kubectl,
+        namespace,
+        "myapp",
+        lambda s: (
+            step(s, "init-myservice")["state"] == "Running"  # the init container really runs
+            and "service myservice: service does not exist"
+            in step(s, "init-myservice").get("waitingOn", [])
+        ),
+    )
+    assert (st["progress"], st["currentStep"], reason(st)) == (
+        "0/2",
+        "init-myservice",
+        "WaitingForDependency",
+    )
+    assert "service myservice" in condition(st, "Ready")["message"]
+    columns = ipl_columns(kubectl, namespace, "myapp")
+    assert columns["STEPS"] == "0/2" and columns["STATUS"] == "WaitingForDependency"
+    assert columns["CURRENT"] == "init-myservice" and columns["READY"] == "0/1"
+    status_when(
+        kubectl,
+        namespace,
+        "myapp-dns",
+        lambda s: any(
+            w.startswith("dns myservice") for w in step(s, "init-myservice").get("waitingOn", [])
+        ),
+    )
+
+    # The Services exist, nothing behind them is ready: DNS resolves, endpoints are missing.
+    apply(kubectl, namespace, "01-services.yaml", "Service")
+    ready(kubectl, namespace, "myapp-dns")
+    st = status_when(
+        kubectl,
+        namespace,
+        "myapp",
+        lambda s: (
+            "service myservice: no ready endpoints"
+            in step(s, "init-myservice").get("waitingOn", [])
+        ),
+    )
+    assert (st["progress"], st["currentStep"]) == ("0/2", "init-myservice")
+    pod = the_pod(kubectl, namespace, "myapp")
+    assert "initpipeline.io/released" not in (pod["metadata"].get("annotations") or {})
+
+    # Backing Pods become ready: the operator releases the steps, the Pod runs its app.
+    apply(kubectl, namespace, "01-services.yaml", "Pod")
+    st = ready(kubectl, namespace, "myapp")
+    assert (st["progress"], st["currentStep"], st["readyReplicas"]) == ("2/2", "", 1)
+    first, second = st["steps"]
+    assert first["state"] == second["state"] == "Succeeded"
+    assert "confirmed by the operator" in first["message"]
+    assert "mydb:80 reachable" in second["message"]
+    assert not first.get("waitingOn") and not second.get("waitingOn")
+    step_times_in_order(st)
+    pod = the_pod(kubectl, namespace, "myapp")
+    released = pod["metadata"]["annotations"]["initpipeline.io/released"]
+    assert released == "init-myservice,init-mydb"
+    assert "The app is running!" in logs(
+        kubectl, namespace, pod["metadata"]["name"], "myapp-container"
+    )
+    columns = ipl_columns(kubectl, namespace, "myapp", wide=True)
+    assert (columns["READY"], columns["STEPS"], columns["STATUS"], columns["CURRENT"]) == (
+        "1/1",
+        "2/2",
+        "Running",
+        "",
+    )
+    assert columns["POD"] == pod["metadata"]["name"]
+
+    assert_in_order(
+        services.stages(),
+        ("0/2", "init-myservice", "WaitingForDependency"),
+        ("2/2", "", "Running"),
+    )
+    assert_truthful(services.statuses)
+    assert_in_order(
+        dns.stages(), ("0/1", "init-myservice", "WaitingForDependency"), ("1/1", "", "Running")
+    )
+    assert_truthful(dns.statuses)
+
+
+def test_02_wait_until_files_appear(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    rec = record("files")
+    apply(kubectl, namespace, "02-wait-for-files.yaml")
+    st = status_when(
+        kubectl,
+        namespace,
+        "files",
+        lambda s: "file /root/myapp: does not exist" in step(s, "init-myapp").get("waitingOn", []),
+    )
+    assert (st["progress"], st["currentStep"]) == ("0/2", "init-myapp")
+    pod = the_pod(kubectl, namespace, "files")["metadata"]["name"]
+    exec_in(kubectl, namespace, pod, "init-myapp", "touch", "/root/myapp")
+
+    st = status_when(
+        kubectl,
+        namespace,
+        "files",
+        lambda s: "file /root/mydb: does not exist" in step(s, "init-mydb").get("waitingOn", []),
+    )
+    assert (st["progress"], st["currentStep"], reason(st)) == (
+        "1/2",
+        "init-mydb",
+        "WaitingForDependency",
+    )
+    assert step(st, "init-myapp")["state"] == "Succeeded"
+    assert "file /root/myapp exists" in step(st, "init-myapp")["message"]
+    exec_in(kubectl, namespace, pod, "init-mydb", "touch", "/root/mydb")
+
+    st = ready(kubectl, namespace, "files")
+    assert "file /root/mydb exists" in step(st, "init-mydb")["message"]
+    step_times_in_order(st)
+    assert_in_order(
+        rec.stages(),
+        ("0/2", "init-myapp", "WaitingForDependency"),
+        ("1/2", "init-mydb", "WaitingForDependency"),
+        ("2/2", "", "Running"),
+    )
+    assert_truthful(rec.statuses)
+
+
+def test_03_download_a_page_that_the_web_container_serves(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    rec = record("download")
+    apply(kubectl, namespace, "03-page-server.yaml")
+    apply(kubectl, namespace, "03-download.yaml")
+    st = ready(kubectl, namespace, "download")
+    page = documents("03-page-server.yaml", "ConfigMap")[0]["data"]["index.html"]
+    fetch = step(st, "fetch-page")
+    assert fetch["state"] == "Succeeded"
+    assert fetch["message"] == f"downloaded http://page-server/index.html ({len(page)} bytes)"
+
+    pod = the_pod(kubectl, namespace, "download")
+    # Fetched back over HTTP from the Pod's own web server, on the Pod's IP.
+    url = f"http://{pod['status']['podIP']}:8080/index.html"
+    served = exec_in(kubectl, namespace, "page-server", "web", "wget", "-q", "-O", "-", url)
+    assert served == page
+    assert_in_order(rec.stages(), ("0/1", "fetch-page", "Initializing"), ("1/1", "", "Running"))
+    assert_truthful(rec.statuses)
+
+
+def test_04_sequential_steps(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any, kubectl_argv: list[str]
+) -> None:
+    rec = record("sequential")
+    watch = subprocess.Popen(
+        [*kubectl_argv, "--namespace", namespace, "get", "ipl", "--watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        apply(kubectl, namespace, "04-sequential.yaml")
+        st = ready(kubectl, namespace, "sequential")
+        ipl_columns(kubectl, namespace, "sequential")  # and the watch has seen it too
+        time.sleep(1)
+    finally:
+        watch.terminate()
+        table, _ = watch.communicate(timeout=10)
+
+    assert [s["state"] for s in st["steps"]] == ["Succeeded", "Succeeded"]
+    first_started, first_finished, second_started, second_finished = step_times_in_order(st)
+    assert first_started < first_finished <= second_started < second_finished  # 2s, then 5s
+    assert_in_order(
+        rec.stages(),
+        ("0/2", "first", "Initializing"),
+        ("1/2", "second", "Initializing"),
+        ("2/2", "", "Running"),
+    )
+    assert_truthful(rec.statuses)
+    # What `kubectl get ipl -w` shows a user: STEPS 0/2 -> 1/2 -> 2/2, READY 0/1 -> 1/1.
+    rows = [line.split() for line in table.splitlines()[1:] if line.startswith("sequential ")]
+    steps = [row[2] for row in rows if len(row) > 3]
+    assert_in_order([(s,) for s in dict.fromkeys(steps)], ("0/2",), ("1/2",), ("2/2",))
+    assert rows[-1][1:4] == ["1/1", "2/2", "Running"], table
+
+
+def test_05_prepare_volume_for_redis(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    rec = record("redis")
+    apply(kubectl, namespace, "05-prepare-volume.yaml")
+    st = ready(kubectl, namespace, "redis")
+    data_dir = step(st, "data-dir")
+    assert data_dir["state"] == "Succeeded"
+    assert data_dir["message"] == "prepared volume redis-data/redis: mode 0750, owner 999:999"
+
+    pod = the_pod(kubectl, namespace, "redis")["metadata"]["name"]
+    listing = exec_in(kubectl, namespace, pod, "redis", "ls", "-lnd", "/data/redis")
+    assert re.match(r"drwxr-x---\s+\d+\s+999\s+999\s", listing), listing
+    # The server (uid 999, no capabilities) writes into the directory the step prepared.
+    assert exec_in(kubectl, namespace, pod, "redis", "cat", "/data/redis/dump.rdb") == "dump\n"
+    assert_truthful(rec.statuses)
+
+
+def test_06_copy_assets_from_an_image_with_and_without_a_shell(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    recs = [record("site"), record("site-scratch")]
+    apply(kubectl, namespace, "06-copy-assets.yaml")
+    for name, prefix in (("site", ""), ("site-scratch", "/static")):
+        st = ready(kubectl, namespace, name)
+        assets = step(st, "assets")
+        assert assets["state"] == "Succeeded"
+        assert assets["message"].startswith("copied 2 files from localhost/initpipeline/assets")
+        pod = the_pod(kubectl, namespace, name)
+        base = f"http://{pod['status']['podIP']}:8080{prefix}"
+        web = pod["metadata"]["name"]
+        page = exec_in(
+            kubectl, namespace, web, "web", "wget", "-q", "-O", "-", f"{base}/index.html"
+        )
+        css = exec_in(
+            kubectl, namespace, web, "web", "wget", "-q", "-O", "-", f"{base}/css/site.css"
+        )
+        assert "<h1>InitPipeline assets</h1>" in page
+        assert "h1 { color: #326ce5; }" in css
+    for rec in recs:
+        assert_in_order(rec.stages(), ("0/1", "assets", None), ("1/1", "", "Running"))
+        assert_truthful(rec.statuses)
+
+
+def test_07_health_wait_then_migration_with_a_secret_that_never_leaks(
+    kubeconfig: str, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    secret = documents("07-config-server.yaml", "Secret")[0]["stringData"]["password"]
+    encoded = base64.b64encode(secret.encode()).decode()
+    rec = record("orders")
+    with operator_in(kubeconfig, namespace) as runner:
+        apply(kubectl, namespace, "07-config-server.yaml", "Secret")
+        apply(kubectl, namespace, "07-health-then-migrate.yaml")
+        st = status_when(
+            kubectl,
+            namespace,
+            "orders",
+            lambda s: any(
+                w.startswith("http http://config-server/health: ")
+                for w in step(s, "wait-config").get("waitingOn", [])
+            ),
+        )
+        assert (st["progress"], st["currentStep"], reason(st)) == (
+            "0/2",
+            "wait-config",
+            "WaitingForDependency",
+        )
+        apply(kubectl, namespace, "07-config-server.yaml")  # the config server starts
+        st = ready(kubectl, namespace, "orders")
+        wait, migrate = st["steps"]
+        assert "http://config-server/health answered" in wait["message"]
+        assert (migrate["state"], migrate["message"]) == ("Succeeded", "migrated schema to v42")
+        step_times_in_order(st)
+        pod = the_pod(kubectl, namespace, "orders")["metadata"]["name"]
+        assert "migrated schema to v42" in logs(kubectl, namespace, pod, "migrate")
+        events = kubectl("get", "events", "-o", "json", namespace=namespace).stdout
+        assert "StepSucceeded" in events
+        cr = kubectl("get", "ipl", "orders", "-o", "json", namespace=namespace).stdout
+    assert_in_order(
+        rec.stages(),
+        ("0/2", "wait-config", "WaitingForDependency"),
+        ("2/2", "", "Running"),
+    )
+    assert_truthful(rec.statuses)
+    for where, text in (
+        ("the CR", cr),
+        ("the recorded statuses", json.dumps(rec.statuses)),
+        ("the events", events),
+        ("the operator's log", runner.output),
+    ):
+        assert secret not in text and encoded not in text, f"the Secret's value is in {where}"
+    assert "orders" in runner.output  # the log was captured at all
+
+
+def test_08_wait_for_a_certificate_a_sidecar_issues(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    rec = record("tls-app")
+    apply(kubectl, namespace, "08-wait-for-certificate.yaml")
+    st = ready(kubectl, namespace, "tls-app")
+    issuer, wait = st["steps"]
+    # Still running; without a readinessProbe the kubelet counts it ready once started.
+    assert (issuer["type"], issuer["state"]) == ("Sidecar", "Ready")
+    assert wait["state"] == "Succeeded"
+    assert "file /certs/tls.crt exists" in wait["message"]
+    pod = the_pod(kubectl, namespace, "tls-app")["metadata"]["name"]
+    assert logs(kubectl, namespace, pod, "app").startswith("-----BEGIN CERTIFICATE-----")
+    assert_in_order(
+        rec.stages(),
+        ("0/2", "cert-issuer", None),
+        ("1/2", "wait-cert", "WaitingForDependency"),
+        ("2/2", "", "Running"),
+    )
+    assert_truthful(rec.statuses)
+
+
+def test_09_log_shipper_sidecar_and_a_pod_that_completes(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    rec = record("batch-report")
+    apply(kubectl, namespace, "09-log-shipper.yaml")
+    st = ready(kubectl, namespace, "batch-report", "Succeeded")
+    assert condition(st, "Stalled")["status"] == "False"
+    assert condition(st, "Reconciling")["status"] == "False"
+    assert st["pods"][0]["phase"] == "Succeeded"
+    pod = the_pod(kubectl, namespace, "batch-report")
+    shipper, report = container_status(pod, "log-shipper"), container_status(pod, "report")
+    assert report["state"]["terminated"]["exitCode"] == 0
+    # Started before the app, stopped by the kubelet only after the app had finished.
+    assert shipper["state"]["terminated"]["startedAt"] <= report["state"]["terminated"]["startedAt"]
+    assert (
+        shipper["state"]["terminated"]["finishedAt"] >= report["state"]["terminated"]["finishedAt"]
+    )
+    shipped = logs(kubectl, namespace, pod["metadata"]["name"], "log-shipper")
+    for i in (1, 2, 3):
+        assert f"report line {i}" in shipped
+    assert_in_order(
+        rec.stages(), ("0/1", "log-shipper", None), ("1/1", "", "Running"), ("1/1", "", "Succeeded")
+    )
+    assert_truthful(rec.statuses, allowed=("Pending", "Initializing", "Running", "Succeeded"))
+
+
+def test_10_init_steps_and_several_sidecars(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    rec = record("storefront")
+    apply(kubectl, namespace, "10-steps-and-sidecars.yaml", "InitPipeline")
+    status_when(
+        kubectl,
+        namespace,
+        "storefront",
+        lambda s: (
+            "service cache port 80: service does not exist"
+            in step(s, "wait-cache").get("waitingOn", [])
+        ),
+    )
+    apply(kubectl, namespace, "10-steps-and-sidecars.yaml")  # the cache starts
+    st = ready(kubectl, namespace, "storefront")
+    wait, warmer, shipper = st["steps"]
+    assert wait["state"] == "Succeeded"
+    assert (warmer["type"], warmer["state"]) == ("Sidecar", "Ready")
+    assert (shipper["type"], shipper["state"]) == ("Sidecar", "Ready")  # no probe: started
+    pod = the_pod(kubectl, namespace, "storefront")
+    name = pod["metadata"]["name"]
+    assert all(c["ready"] for c in pod["status"]["containerStatuses"])
+    eventually(lambda: "serving with a warm cache" in logs(kubectl, namespace, name, "log-shipper"))
+    assert_in_order(
+        rec.stages(),
+        ("0/3", "wait-cache", "WaitingForDependency"),
+        ("3/3", "", "Running"),
+    )
+    progress = [stage[0] for stage in rec.stages()]
+    assert progress == sorted(progress)
+    assert_truthful(rec.statuses)
+
+
+def test_11_failures_step_failed_restarts_and_wait_timeout(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    recs = {name: record(name) for name in ("fails-once", "keeps-failing", "times-out")}
+    apply(kubectl, namespace, "11-failures.yaml")
+
+    def stalled(why: str) -> Any:
+        return lambda s: condition(s, "Stalled").get("status") == "True" and reason(s) == why
+
+    # restartPolicy Never: the Pod fails, the pipeline stalls with the exit code and message.
+    st = status_when(kubectl, namespace, "fails-once", stalled("StepFailed"))
+    check = step(st, "check-schema")
+    assert (check["state"], check["exitCode"], check["reason"]) == ("Failed", 1, "Error")
+    assert check["message"] == "schema v41 found, v42 required"
+    assert "exit code 1" in condition(st, "Ready")["message"]
+    assert "schema v41 found, v42 required" in condition(st, "Stalled")["message"]
+    assert ipl_columns(kubectl, namespace, "fails-once")["STATUS"] == "StepFailed"
+
+    # restartPolicy Always: the kubelet retries; restartCount rises in the status.
+    st = status_when(
+        kubectl,
+        namespace,
+        "keeps-failing",
+        lambda s: reason(s) == "StepFailed" and step(s, "check-schema").get("restartCount", 0) >= 1,
+    )
+    first = step(st, "check-schema")["restartCount"]
+    st = status_when(
+        kubectl,
+        namespace,
+        "keeps-failing",
+        lambda s: (
+            step(s, "check-schema").get("restartCount", 0) > first
+            and step(s, "check-schema")["state"] == "Failed"
+        ),
+    )
+    assert condition(st, "Stalled")["status"] == "False"  # nobody has to act: it retries
+    assert condition(st, "Reconciling")["status"] == "True"
+    assert step(st, "check-schema")["exitCode"] == 1
+
+    # A wait with timeoutSeconds: WaitTimeout, naming the target that was not met.
+    st = status_when(kubectl, namespace, "times-out", stalled("WaitTimeout"))
+    wait = step(st, "wait-db")
+    assert (wait["state"], wait["reason"]) == ("Failed", "WaitTimeout")
+    assert "tcp nowhere:5432" in wait["message"]
+    assert "tcp nowhere:5432" in condition(st, "Ready")["message"]
+
+    events = get_json(kubectl, namespace, "events")["items"]
+    reasons = {(e["involvedObject"]["name"], e["reason"]) for e in events}
+    assert {("fails-once", "StepFailed"), ("times-out", "WaitTimeout")} <= reasons
+    assert ("keeps-failing", "StepFailed") in reasons
+    failing = ("Pending", "Initializing", "StepFailed")
+    assert_truthful(recs["fails-once"].statuses, allowed=failing)
+    assert_truthful(recs["keeps-failing"].statuses, allowed=failing)
+    assert_truthful(
+        recs["times-out"].statuses, allowed=("Pending", "WaitingForDependency", "WaitTimeout")
+    )
+
+
+def test_12_deleted_pod_is_recreated_and_runs_every_step_again(
+    operator: KopfRunner, kubectl: Kubectl, namespace: str, record: Any
+) -> None:
+    rec = record("sequential")
+    apply(kubectl, namespace, "04-sequential.yaml")
+    before = ready(kubectl, namespace, "sequential")
+    old = the_pod(kubectl, namespace, "sequential")
+    seen = len(rec.stages())
+
+    # The app (sh running sleep) ignores SIGTERM: no need to wait out the 30s grace period.
+    kubectl("delete", "pod", old["metadata"]["name"], "--grace-period=1", namespace=namespace)
+    new = eventually(
+        lambda: next(
+            (
+                p
+                for p in pods(kubectl, namespace, "sequential")
+                if p["metadata"]["uid"] != old["metadata"]["uid"]
+            ),
+            None,
+        ),
+        timeout=TIMEOUT,
+    )
+    assert new["metadata"]["name"] == old["metadata"]["name"]
+    after = status_when(
+        kubectl,
+        namespace,
+        "sequential",
+        lambda s: (
+            reason(s) == "Running"
+            and condition(s, "Ready")["status"] == "True"
+            and s["pods"][0]["name"] == new["metadata"]["name"]
+            and step(s, "first").get("startedAt", "") > step(before, "first")["startedAt"]
+        ),
+    )
+    for name in ("first", "second"):
+        assert step(after, name)["startedAt"] > step(before, name)["finishedAt"]
+    step_times_in_order(after)
+    again = rec.stages()[seen:]
+    assert_in_order(
+        again,
+        ("0/2", None, None),
+        ("1/2", "second", "Initializing"),
+        ("2/2", "", "Running"),
+    )
+    assert_truthful(rec.statuses, monotonic=False)
