@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from kopf.testing import KopfRunner
 
@@ -55,3 +56,22 @@ def operator_running(kubeconfig: str, **env: str) -> Iterator[KopfRunner]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def get(kubectl: Kubectl, namespace: str | None, *what: str) -> dict[str, Any]:
+    """`kubectl get ... -o json`, parsed."""
+    out = kubectl("get", *what, "-o", "json", namespace=namespace).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
+    """The namespace's Pods that are not being deleted."""
+    items: list[dict[str, Any]] = get(kubectl, namespace, "pods")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def status(kubectl: Kubectl, namespace: str, name: str = "web") -> dict[str, Any]:
+    """An InitPipeline's status ({} before the operator wrote one)."""
+    result: dict[str, Any] = get(kubectl, namespace, "initpipeline", name).get("status") or {}
+    return result

@@ -9,12 +9,11 @@ through the Pod status subresource, so the control plane is enough.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually, operator_running
+from tests.helpers import Kubectl, eventually, get, pods
 
 pytestmark = pytest.mark.integration
 
@@ -53,18 +52,6 @@ spec:
             capabilities: {drop: [ALL]}
 """
 MANAGER = "gitops-test"  # stands in for Flux's kustomize-controller or Argo CD
-
-
-def get(kubectl: Kubectl, namespace: str, *what: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(
-        kubectl("get", *what, "-o", "json", namespace=namespace).stdout
-    )
-    return result
-
-
-def pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = get(kubectl, namespace, "pods")["items"]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
 
 def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -113,12 +100,6 @@ def kubelet_runs_everything(kubectl: Kubectl, namespace: str, pod: dict[str, Any
         "patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge",
         "-p", json.dumps({"status": pod_status}), namespace=namespace,
     )  # fmt: skip
-
-
-@pytest.fixture
-def operator(kubeconfig: str) -> Iterator[None]:
-    with operator_running(kubeconfig):
-        yield
 
 
 def _ready_pipeline(kubectl: Kubectl, namespace: str, manifest: str = PIPELINE) -> dict[str, Any]:

@@ -4,12 +4,11 @@ the kubelet writes them, through the Pod status subresource)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually, operator_running
+from tests.helpers import Kubectl, eventually, get, operator_running, pods, status
 
 pytestmark = pytest.mark.integration
 
@@ -46,22 +45,6 @@ def apply(kubectl: Kubectl, namespace: str, manifest: str | dict[str, Any]) -> N
     kubectl("apply", "-f", "-", namespace=namespace, input=text)
 
 
-def get(kubectl: Kubectl, namespace: str, *what: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(
-        kubectl("get", *what, "-o", "json", namespace=namespace).stdout
-    )
-    return result
-
-
-def pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = get(kubectl, namespace, "pods")["items"]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
-
-
-def status(kubectl: Kubectl, namespace: str, name: str = "web") -> dict[str, Any]:
-    return get(kubectl, namespace, "initpipeline", name).get("status") or {}
-
-
 def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
     return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
 
@@ -89,12 +72,6 @@ def set_pod_status(kubectl: Kubectl, namespace: str, pod: str, pod_status: dict[
         json.dumps({"status": pod_status}),
         namespace=namespace,
     )
-
-
-@pytest.fixture
-def operator(kubeconfig: str) -> Iterator[None]:
-    with operator_running(kubeconfig):
-        yield
 
 
 def test_pipeline_becomes_a_pod_with_one_init_container_per_step(

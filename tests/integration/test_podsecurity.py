@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually, operator_running
+from tests.helpers import Kubectl, eventually, get
 
 pytestmark = pytest.mark.integration
 
@@ -93,13 +92,6 @@ def prepare_volume_steps(pipeline: dict[str, Any]) -> set[str]:
     return {step["name"] for step in pipeline["spec"]["steps"] if "prepareVolume" in step}
 
 
-def get(kubectl: Kubectl, namespace: str, *what: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(
-        kubectl("get", *what, "-o", "json", namespace=namespace).stdout
-    )
-    return result
-
-
 def pods_of(kubectl: Kubectl, namespace: str, pipeline: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = get(
         kubectl, namespace, "pods", "-l", f"{PIPELINE_LABEL}={pipeline}"
@@ -120,12 +112,6 @@ def restricted(kubectl: Kubectl, namespace: str) -> str:
         "pod-security.kubernetes.io/enforce-version=latest",
     )  # fmt: skip
     return namespace
-
-
-@pytest.fixture
-def operator(kubeconfig: str) -> Iterator[None]:
-    with operator_running(kubeconfig):
-        yield
 
 
 def test_the_namespace_really_enforces_restricted(kubectl: Kubectl, restricted: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually
+from tests.helpers import Kubectl, eventually, get, pods, status
 
 pytestmark = pytest.mark.integration
 
@@ -85,22 +85,6 @@ spec:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def get(kubectl: Kubectl, namespace: str | None, *what: str) -> dict[str, Any]:
-    out = kubectl("get", *what, "-o", "json", namespace=namespace).stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
-def pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = get(kubectl, namespace, "pods")["items"]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
-
-
-def status(kubectl: Kubectl, namespace: str, name: str = "web") -> dict[str, Any]:
-    result: dict[str, Any] = get(kubectl, namespace, "initpipeline", name).get("status") or {}
-    return result
 
 
 def waiting_on(kubectl: Kubectl, namespace: str, step: str) -> list[str]:
