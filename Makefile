@@ -44,8 +44,16 @@ cluster-kubeconfig: ## Print the local cluster's kubeconfig path
 
 ##@ Tests and running
 
+.PHONY: lint
+lint: ## ruff, ruff format --check, mypy --strict, hadolint (the kustomize builds are tested)
+	uv sync --quiet
+	uv run ruff check operator tests
+	uv run ruff format --check operator tests
+	uv run mypy
+	uv run hadolint Dockerfile
+
 .PHONY: test
-test: cluster-build ## Run unit, integration and e2e tests on the local cluster (node level)
+test: lint cluster-build ## Lint, then unit, integration and e2e tests on the local cluster (node level)
 	@# Bring up (or reuse) the node level unless an explicit KUBECONFIG is given.
 	if [[ -z "$${KUBECONFIG:-}" ]]; then $(CLUSTER) up node; fi
 	uv run pytest tests/ $(PYTEST_ARGS)
