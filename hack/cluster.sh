@@ -403,6 +403,10 @@ start_kube_proxy() {
   # Never rewrite a running component's config (kube-proxy exits when its file changes).
   if alive kube-proxy; then log "kube-proxy: already running (pid $(pid_of kube-proxy))"; return; fi
   mkdir -p "${D}/kube-proxy"
+  local masq_all=false
+  # Without br_netfilter, replies between Pods on one bridge bypass the host's
+  # un-DNAT; masquerading all Service traffic routes them back through it.
+  [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] || masq_all=true
   cat > "${D}/kube-proxy/config.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -417,6 +421,7 @@ metricsBindAddress: 127.0.0.1:10249
 nodePortAddresses: ["${BRIDGE_IP}/32"]
 # Leave the host's conntrack sysctls alone (read-only in a sandbox).
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+iptables: {masqueradeAll: ${masq_all}}
 EOF
   start kube-proxy "${K8S_BIN}/kube-proxy" --config "${D}/kube-proxy/config.yaml" --v=1
   wait_for "kube-proxy /healthz" kube-proxy curl -fsS --max-time 2 http://127.0.0.1:10256/healthz
