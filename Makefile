@@ -45,12 +45,13 @@ cluster-kubeconfig: ## Print the local cluster's kubeconfig path
 ##@ Tests and running
 
 .PHONY: lint
-lint: ## ruff, ruff format --check, mypy --strict, hadolint (the kustomize builds are tested)
+lint: ## ruff, ruff format --check, mypy --strict, hadolint, shellcheck
 	uv sync --quiet
 	uv run ruff check operator tests
 	uv run ruff format --check operator tests
 	uv run mypy
 	uv run hadolint Dockerfile
+	shellcheck -x hack/*.sh hack/lib/*.sh hack/images/*.sh .ci/run
 
 .PHONY: test
 test: lint cluster-build ## Lint, then unit, integration and e2e tests on the local cluster (node level)

@@ -34,8 +34,11 @@ def eventually(check: Callable[[], T | None], timeout: float = 60.0, interval: f
 
 
 @contextlib.contextmanager
-def operator_running(kubeconfig: str, **env: str) -> Iterator[KopfRunner]:
-    """The operator in this process (Kopf's test runner), on the test cluster."""
+def operator_running(
+    kubeconfig: str, namespace: str | None = None, **env: str
+) -> Iterator[KopfRunner]:
+    """The operator in this process (Kopf's test runner), on the test cluster: every
+    namespace, or only `namespace` (so other tests' namespaces are left alone)."""
     settings = {
         "KUBECONFIG": kubeconfig,
         "INITPIPELINE_METRICS_PORT": "0",
@@ -44,7 +47,8 @@ def operator_running(kubeconfig: str, **env: str) -> Iterator[KopfRunner]:
     }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
-    args = ["run", "--all-namespaces", "--standalone", "-m", "initpipeline.handlers"]
+    scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
+    args = ["run", *scope, "--standalone", "-m", "initpipeline.handlers"]
     try:
         with KopfRunner(args, timeout=60) as runner:
             yield runner

@@ -14,9 +14,7 @@ timing.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -30,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from kopf.testing import KopfRunner
-from tests.helpers import Kubectl, eventually
+from tests.helpers import Kubectl, eventually, get, operator_running
 
 pytestmark = pytest.mark.e2e
 
@@ -46,34 +44,9 @@ Stage = tuple[str, str, str]  # (progress, currentStep, Ready reason)
 # --------------------------------------------------------------------------- operator
 
 
-@contextlib.contextmanager
-def operator_in(kubeconfig: str, namespace: str) -> Iterator[KopfRunner]:
-    """The operator in this process, watching only `namespace` (other tests' namespaces
-    are left to their own operators)."""
-    settings = {
-        "KUBECONFIG": kubeconfig,
-        "INITPIPELINE_METRICS_PORT": "0",
-        "INITPIPELINE_RESYNC_SECONDS": "2",
-    }
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    args = ["run", "--standalone", "--namespace", namespace, "-m", "initpipeline.handlers"]
-    try:
-        with KopfRunner(args, timeout=60) as runner:
-            yield runner
-        assert runner.exit_code == 0, runner.output
-        assert runner.exception is None, runner.exception
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 @pytest.fixture
 def operator(kubeconfig: str, namespace: str) -> Iterator[KopfRunner]:
-    with operator_in(kubeconfig, namespace) as runner:
+    with operator_running(kubeconfig, namespace) as runner:
         yield runner
 
 
@@ -107,15 +80,8 @@ def apply(kubectl: Kubectl, namespace: str, example: str, *kinds: str) -> None:
     kubectl("apply", "-f", "-", namespace=namespace, input=text)
 
 
-def get_json(kubectl: Kubectl, namespace: str, *what: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(
-        kubectl("get", *what, "-o", "json", namespace=namespace).stdout
-    )
-    return result
-
-
 def status(kubectl: Kubectl, namespace: str, name: str) -> Status:
-    return get_json(kubectl, namespace, "initpipeline", name).get("status") or {}
+    return get(kubectl, namespace, "initpipeline", name).get("status") or {}
 
 
 def condition(st: Status, type_: str) -> dict[str, Any]:
@@ -159,7 +125,7 @@ def ready(kubectl: Kubectl, namespace: str, name: str, why: str = "Running") -> 
 
 
 def pods(kubectl: Kubectl, namespace: str, pipeline: str) -> list[dict[str, Any]]:
-    items = get_json(kubectl, namespace, "pods", "-l", f"{PIPELINE_LABEL}={pipeline}")["items"]
+    items = get(kubectl, namespace, "pods", "-l", f"{PIPELINE_LABEL}={pipeline}")["items"]
     return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
 
@@ -567,7 +533,7 @@ def test_07_health_wait_then_migration_with_a_secret_that_never_leaks(
     secret = documents("07-config-server.yaml", "Secret")[0]["stringData"]["password"]
     encoded = base64.b64encode(secret.encode()).decode()
     rec = record("orders")
-    with operator_in(kubeconfig, namespace) as runner:
+    with operator_running(kubeconfig, namespace) as runner:
         apply(kubectl, namespace, "07-config-server.yaml", "Secret")
         apply(kubectl, namespace, "07-health-then-migrate.yaml")
         st = status_when(
@@ -739,7 +705,7 @@ def test_11_failures_step_failed_restarts_and_wait_timeout(
     assert "tcp nowhere:5432" in wait["message"]
     assert "tcp nowhere:5432" in condition(st, "Ready")["message"]
 
-    events = get_json(kubectl, namespace, "events")["items"]
+    events = get(kubectl, namespace, "events")["items"]
     reasons = {(e["involvedObject"]["name"], e["reason"]) for e in events}
     assert {("fails-once", "StepFailed"), ("times-out", "WaitTimeout")} <= reasons
     assert ("keeps-failing", "StepFailed") in reasons
