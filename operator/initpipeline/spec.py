@@ -307,6 +307,18 @@ class PipelineSpec(_Model):
         return value
 
     @model_validator(mode="after")
+    def _no_operator_labels(self) -> PipelineSpec:
+        # The operator finds its Pods by these labels; a template must not fake them.
+        labels = (self.template.get("metadata") or {}).get("labels") or {}
+        for key in labels:
+            if key.startswith(f"{GROUP}/"):
+                raise InvalidSpec(
+                    "spec.template.metadata.labels",
+                    f"{key!r}: labels under {GROUP}/ are set by the operator",
+                )
+        return self
+
+    @model_validator(mode="after")
     def _unique_names(self) -> PipelineSpec:
         taken = {c.get("name") for c in self.template["spec"]["containers"]}
         for index, step in enumerate(self.steps):

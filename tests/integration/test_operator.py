@@ -379,3 +379,19 @@ def test_printer_columns(operator: None, kubectl: Kubectl, namespace: str) -> No
     assert lines[1].split()[:5] == ["web", "0/1", "0/2", "WaitingForDependency", "wait-db"]
     wide = kubectl("get", "ipl", "-o", "wide", namespace=namespace).stdout.splitlines()
     assert wide[0].split()[6:8] == ["POD", "MESSAGE"]
+
+
+def test_spec_the_schema_accepts_but_the_operator_cannot_use_is_stalled_invalid_spec(
+    operator: None, kubectl: Kubectl, namespace: str
+) -> None:
+    body = yaml.safe_load(PIPELINE)
+    body["spec"]["template"]["metadata"]["labels"]["initpipeline.io/pipeline"] = "other"
+    apply(kubectl, namespace, body)
+    st = eventually(lambda: status_when(kubectl, namespace, "Ready", reason="InvalidSpec"))
+    assert condition(st, "Stalled")["status"] == "True"
+    assert condition(st, "Ready")["message"].startswith("spec.template.metadata.labels:")
+    assert pods(kubectl, namespace) == []
+    del body["spec"]["template"]["metadata"]["labels"]["initpipeline.io/pipeline"]
+    apply(kubectl, namespace, body)
+    eventually(lambda: pods(kubectl, namespace))
+    eventually(lambda: status_when(kubectl, namespace, "Stalled", status="False"))

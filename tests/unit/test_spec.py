@@ -91,6 +91,13 @@ def steps(body: dict[str, Any]) -> list[dict[str, Any]]:
             "use steps",
         ),
         (lambda b: b["spec"].update(replicas=-1), "spec.replicas", "greater than or equal to 0"),
+        (
+            lambda b: b["spec"]["template"]["metadata"]["labels"].update(
+                {"initpipeline.io/pipeline": "other"}
+            ),
+            "spec.template.metadata.labels",
+            "labels under initpipeline.io/ are set by the operator",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field(
