@@ -371,7 +371,7 @@ def test_sidecar_keeps_its_own_startup_probe_and_needs_no_probe() -> None:
 
 def test_template_volumes_are_kept_not_duplicated() -> None:
     template = {
-        "metadata": {"labels": {"app": "x", PIPELINE_LABEL: "spoofed"}, "annotations": {"a": "1"}},
+        "metadata": {"labels": {"app": "x"}, "annotations": {"a": "1"}},
         "spec": {
             "restartPolicy": "Never",
             "serviceAccountName": "runner",
