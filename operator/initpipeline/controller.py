@@ -89,11 +89,20 @@ class Controller:
     def observe(self, body: Mapping[str, Any], pods: Callable[[], Sequence[Obj]]) -> None:
         """Follow this InitPipeline (seen in a watch event): start its loop or wake it."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        self._bodies[key] = body
+        self._remember(key, body)
         if key not in self._loops:
             self._wakers[key] = asyncio.Event()
             self._loops[key] = asyncio.create_task(self._follow(key, pods), name=f"follow {key}")
         self.wake(*key)
+
+    def _remember(self, key: Key, body: Mapping[str, Any]) -> None:
+        """Keep the newest body seen: our own status patch's answer can be newer than the
+        watch event that arrives after it, and reconciling from a stale status would post
+        the same step events twice."""
+        known = self._bodies.get(key)
+        new_version, known_version = _version(body), _version(known or {})
+        if new_version is None or known_version is None or new_version >= known_version:
+            self._bodies[key] = body
 
     def forget(self, namespace: str, name: str) -> None:
         """The InitPipeline is gone; its Pods go with it (ownerReferences)."""
@@ -212,7 +221,9 @@ class Controller:
         # A merge patch keeps keys it does not mention: clear the ones that went away.
         patch = {**{key: None for key in previous if key not in status}, **status}
         path = PIPELINES.path(meta["namespace"], meta["name"], "status")
-        await self.kube.merge_patch(path, {"status": patch})
+        patched = await self.kube.merge_patch(path, {"status": patch})
+        if patched is not None and key in self._bodies:
+            self._remember(key, patched)
         metrics.observe(meta["namespace"], meta["name"], previous, status)
         for event in step_events(previous, status):
             try:
@@ -229,3 +240,9 @@ def _condition_true(status: Mapping[str, Any], type_: str) -> bool:
     return any(
         c.get("type") == type_ and c.get("status") == "True" for c in status.get("conditions", [])
     )
+
+
+def _version(body: Mapping[str, Any]) -> int | None:
+    """The resourceVersion as a number (etcd revisions are); None when it is not one."""
+    version = str(body.get("metadata", {}).get("resourceVersion", ""))
+    return int(version) if version.isdigit() else None
