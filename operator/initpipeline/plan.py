@@ -6,9 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from initpipeline.names import RELEASED_ANNOTATION, SPEC_HASH_LABEL
+from initpipeline.names import RELEASED_ANNOTATION
 from initpipeline.render import pod_name, render_pod, spec_hash
 from initpipeline.spec import Pipeline
+from initpipeline.status import is_current
 
 Pod = Mapping[str, Any]
 
@@ -26,12 +27,7 @@ def _deleting(pod: Pod) -> bool:
 def current_pods(pipeline: Pipeline, pods: Sequence[Pod]) -> list[Pod]:
     """Pods of the current spec revision that are not on their way out."""
     revision = spec_hash(pipeline.spec)
-    return [
-        pod
-        for pod in pods
-        if not _deleting(pod)
-        and (pod["metadata"].get("labels") or {}).get(SPEC_HASH_LABEL) == revision
-    ]
+    return [pod for pod in pods if is_current(pipeline, pod, revision)]
 
 
 def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPlan:

@@ -350,7 +350,9 @@ def _pod_view(pipeline: Pipeline, pod: Mapping[str, Any]) -> _PodView:
     )
 
 
-def _is_current(pipeline: Pipeline, pod: Mapping[str, Any], current_hash: str | None) -> bool:
+def is_current(pipeline: Pipeline, pod: Mapping[str, Any], current_hash: str | None) -> bool:
+    """A Pod of this pipeline's current spec revision (any revision when `current_hash` is
+    None) that is not on its way out."""
     metadata = _mapping(pod.get("metadata"))
     labels = _mapping(metadata.get("labels"))
     owner = labels.get(PIPELINE_LABEL)
@@ -725,7 +727,7 @@ def derive_status(
         )
 
     current = sorted(
-        (_pod_view(pipeline, pod) for pod in pods if _is_current(pipeline, pod, current_hash)),
+        (_pod_view(pipeline, pod) for pod in pods if is_current(pipeline, pod, current_hash)),
         key=lambda view: view.name,
     )
     others = len(pods) - len(current)
