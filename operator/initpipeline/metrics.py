@@ -27,6 +27,7 @@ PIPELINES = Gauge(
 
 _FINAL_STATES = {"Succeeded", "Failed"}
 _state_of: dict[tuple[str, str], str] = {}
+_published: set[str] = set()
 
 
 def serve(port: int) -> None:
@@ -72,7 +73,6 @@ def forget(namespace: str, name: str) -> None:
 
 def _publish() -> None:
     counts = Counter(_state_of.values())
-    for state in list(PIPELINES._metrics):  # states that dropped to zero
-        PIPELINES.labels(*state).set(0)
-    for state, count in counts.items():
-        PIPELINES.labels(state).set(count)
+    _published.update(counts)
+    for state in _published:  # a state no pipeline is in any more reads 0, not its last count
+        PIPELINES.labels(state).set(counts[state])
