@@ -228,9 +228,7 @@ def test_failed_step_under_never_stalls_with_exit_code_and_message(
             ],
         },
     )
-    st = eventually(
-        lambda: condition(s := status(kubectl, namespace), "Stalled").get("status") == "True" and s
-    )
+    st = eventually(lambda: status_when(kubectl, namespace, "Stalled", status="True"))
     assert condition(st, "Ready")["reason"] == "StepFailed"
     assert st["steps"][0]["exitCode"] == 1
     assert "mydb:5432 unreachable" in st["steps"][0]["message"]
@@ -290,11 +288,7 @@ def test_replicas_suspend_and_scale(operator: None, kubectl: Kubectl, namespace:
         namespace=namespace,
     )
     eventually(lambda: pods(kubectl, namespace) == [])
-    st = eventually(
-        lambda: (
-            condition(s := status(kubectl, namespace), "Ready").get("reason") == "Suspended" and s
-        )
-    )
+    st = eventually(lambda: status_when(kubectl, namespace, "Ready", reason="Suspended"))
     assert condition(st, "Stalled")["status"] == "False"
     kubectl(
         "patch",
@@ -336,12 +330,7 @@ def test_pod_the_api_server_refuses_stalls_with_pod_creation_failed(
         {"name": "migrate", "run": {"image": "app:1", "resources": {"limits": {"cpu": "lots"}}}}
     )
     apply(kubectl, namespace, body)
-    st = eventually(
-        lambda: (
-            condition(s := status(kubectl, namespace), "Ready").get("reason") == "PodCreationFailed"
-            and s
-        )
-    )
+    st = eventually(lambda: status_when(kubectl, namespace, "Ready", reason="PodCreationFailed"))
     assert condition(st, "Stalled")["status"] == "True"
     assert "quantities must match" in condition(st, "Ready")["message"]
     assert pods(kubectl, namespace) == []
