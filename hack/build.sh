@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Build (or reuse) the cluster's binaries from the Go module proxy.
+# Build (or reuse) the cluster's binaries, and helm, from the Go module proxy.
 #
-#   hack/build.sh            build every module whose pins changed
-#   hack/build.sh --check    exit 0 if everything is cached, 1 otherwise
-#   hack/build.sh --print    print "<module> <bin dir>" lines
+#   hack/build.sh [module...]            build every module (or those named) whose pins changed
+#   hack/build.sh --check [module...]    exit 0 if everything (or those named) is cached, 1 otherwise
+#   hack/build.sh --print [module...]    print "<module> <bin dir>" lines
 #
+# Modules are the dirs under hack/build/ (BUILD_MODULES in hack/lib/common.sh):
+#   hack/build.sh helm                   builds only helm
 # Binaries land in ~/.cache/initpipeline/bin/<module>-<pins hash>/ and are only
 # rebuilt when that hash changes; the Go build cache (~/.cache/go-build) and
 # module cache (~/go/pkg/mod) make a rebuild after a pin bump incremental.
@@ -12,7 +14,7 @@ set -euo pipefail
 # shellcheck source=hack/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-command -v go >/dev/null || die "go is required (the Go toolchain builds Kubernetes, etcd and CoreDNS)"
+command -v go >/dev/null || die "go is required (the Go toolchain builds Kubernetes, etcd, CoreDNS and helm)"
 
 packages_of() {
   case "$1" in
@@ -21,6 +23,7 @@ packages_of() {
                      k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl ;;
     etcd) echo . ;;
     coredns) echo . ;;
+    helm) echo helm.sh/helm/v3/cmd/helm ;;
   esac
 }
 
@@ -29,6 +32,7 @@ binaries_of() {
     kubernetes) echo kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl ;;
     etcd) echo etcd ;;
     coredns) echo coredns ;;
+    helm) echo helm ;;
   esac
 }
 
@@ -39,26 +43,43 @@ is_built() {
   for b in $(binaries_of "$1"); do [[ -x "${dir}/${b}" ]] || return 1; done
 }
 
+# ldflags_of <module>: -s -w plus the version stamps upstream's own release build sets.
+# Every stamped value is read from the module's go.mod, so the pins hash covers it.
+ldflags_of() {
+  local ldflags="-s -w" v major minor
+  case "$1" in
+    kubernetes)
+      v="$(kube_version)"; major="${v#v}"; major="${major%%.*}"
+      minor="${v#v*.}"; minor="${minor%%.*}"
+      # Upstream stamps these via hack/lib/version.sh; without them the
+      # components report v0.0.0 and kubectl warns about version skew.
+      ldflags+=" -X k8s.io/component-base/version.gitVersion=${v} -X k8s.io/component-base/version.gitMajor=${major}"
+      ldflags+=" -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/component-base/version.gitTreeState=clean" ;;
+    helm)
+      # As helm's Makefile does for a tagged release: the version (else "v3.22"
+      # without patch level), and the Kubernetes version of its client-go
+      # (v0.N -> 1.N), which `helm template` reports as .Capabilities.KubeVersion
+      # and `helm lint` checks deprecated APIs against (else 1.20).
+      v="$(module_version helm helm.sh/helm/v3)"
+      minor="$(module_version helm k8s.io/client-go)"; minor="${minor#v0.}"; minor="${minor%%.*}"
+      ldflags+=" -X helm.sh/helm/v3/internal/version.version=${v} -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+      ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${minor}"
+      ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${minor}" ;;
+  esac
+  echo "${ldflags}"
+}
+
 build_module() {
   local mod="$1" dir tmp ldflags start
   dir="$(bin_dir "${mod}")"
-  ldflags="-s -w"
-  if [[ "${mod}" == kubernetes ]]; then
-    local v major minor
-    v="$(kube_version)"; major="${v#v}"; major="${major%%.*}"
-    minor="${v#v*.}"; minor="${minor%%.*}"
-    # Upstream stamps these via hack/lib/version.sh; without them the
-    # components report v0.0.0 and kubectl warns about version skew.
-    ldflags+=" -X k8s.io/component-base/version.gitVersion=${v} -X k8s.io/component-base/version.gitMajor=${major}"
-    ldflags+=" -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/component-base/version.gitTreeState=clean"
-  fi
+  ldflags="$(ldflags_of "${mod}")"
   tmp="${dir}.tmp.$$"
   rm -rf "${tmp}"; mkdir -p "${tmp}"
   start=$(date +%s)
   log "building ${mod} ($(binaries_of "${mod}")) into ${dir}"
   # shellcheck disable=SC2046  # word splitting of the package list is intended
   (cd "${HACK_DIR}/build/${mod}" && CGO_ENABLED=0 go build -trimpath -ldflags="${ldflags}" -o "${tmp}/" $(packages_of "${mod}"))
-  if [[ "${mod}" != kubernetes ]]; then
+  if [[ "$(packages_of "${mod}")" == . ]]; then
     # "go build ." names the binary after the module's last path element.
     local built
     built="${tmp}/$(basename "$(awk '$1=="module"{print $2}' "${HACK_DIR}/build/${mod}/go.mod")")"
@@ -69,11 +90,24 @@ build_module() {
   log "built ${mod} in $(( $(date +%s) - start ))s"
 }
 
+action=build
 case "${1:-}" in
-  --check) for m in "${BUILD_MODULES[@]}"; do is_built "$m" || exit 1; done; exit 0 ;;
-  --print) for m in "${BUILD_MODULES[@]}"; do echo "$m $(bin_dir "$m")"; done; exit 0 ;;
-  "") ;;
-  *) die "usage: $0 [--check|--print]" ;;
+  --check) action=check; shift ;;
+  --print) action=print; shift ;;
+  -*) die "usage: $0 [--check|--print] [module...] (modules: ${BUILD_MODULES[*]})" ;;
+esac
+modules=("${BUILD_MODULES[@]}")
+if (( $# )); then
+  for m in "$@"; do
+    [[ -n "$(binaries_of "$m")" && -f "${HACK_DIR}/build/${m}/go.mod" ]] \
+      || die "unknown module '${m}' (modules: ${BUILD_MODULES[*]})"
+  done
+  modules=("$@")
+fi
+
+case "${action}" in
+  check) for m in "${modules[@]}"; do is_built "$m" || exit 1; done; exit 0 ;;
+  print) for m in "${modules[@]}"; do echo "$m $(bin_dir "$m")"; done; exit 0 ;;
 esac
 
 total_start=$(date +%s)
@@ -81,11 +115,11 @@ total_start=$(date +%s)
 mkdir -p "${CACHE_ROOT}"
 exec 9> "${CACHE_ROOT}/.build.lock"
 if ! flock -n 9; then log "another build is running; waiting for it"; flock 9; fi
-for m in "${BUILD_MODULES[@]}"; do
+for m in "${modules[@]}"; do
   if is_built "$m"; then log "${m}: cached in $(bin_dir "$m")"; else build_module "$m"; fi
 done
 # Drop binaries of pins no longer in use, so the cache does not grow forever.
-for m in "${BUILD_MODULES[@]}"; do
+for m in "${modules[@]}"; do
   keep="$(bin_dir "$m")"
   for d in "${CACHE_ROOT}/bin/${m}-"*; do
     [[ -e "$d" && "$d" != "${keep}" ]] || continue
