@@ -258,10 +258,23 @@ def test_install_applies_and_its_pod_meets_restricted(
     ns = get(kubectl, None, "namespace", SYSTEM_NAMESPACE)["metadata"]["labels"]
     assert ns["pod-security.kubernetes.io/enforce"] == "restricted"
     deployment = get(kubectl, SYSTEM_NAMESPACE, "deployment", ACCOUNT)["spec"]
-    assert deployment["strategy"]["type"] == "Recreate"
+    # Two replicas with leader election; a rolling update never stops the standby first.
+    assert deployment["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }  # fmt: skip
+    budget = get(kubectl, SYSTEM_NAMESPACE, "poddisruptionbudget", ACCOUNT)["spec"]
+    assert budget["maxUnavailable"] == 1
+    assert budget["selector"] == deployment["selector"]
     pod = deployment["template"]["spec"]
     [container] = pod["containers"]
     assert container["args"] == ["run"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["INITPIPELINE_LEADER_ELECTION"]["value"] == "true"
+    for name, field in [
+        ("INITPIPELINE_POD_NAME", "metadata.name"),
+        ("INITPIPELINE_POD_NAMESPACE", "metadata.namespace"),
+    ]:
+        assert env[name]["valueFrom"]["fieldRef"]["fieldPath"] == field
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert "readinessProbe" not in container
     assert container["resources"]["requests"] and container["resources"]["limits"]
@@ -274,6 +287,7 @@ def test_install_applies_and_its_pod_meets_restricted(
 def test_every_rule_has_a_comment_saying_why() -> None:
     for path in (
         REPO / "deploy/base/clusterrole.yaml",
+        REPO / "deploy/base/role-leader-election.yaml",
         REPO / "deploy/overlays/single-namespace/role.yaml",
     ):
         lines = path.read_text().splitlines()
@@ -326,6 +340,13 @@ REFUSED = [
 ]
 
 
+# Leader election: the Lease in the operator's own namespace, and nowhere else.
+LEASES = "leases.coordination.k8s.io"
+ALLOWED_IN_SYSTEM_NAMESPACE = [("get", LEASES), ("create", LEASES), ("update", LEASES)]
+REFUSED_IN_SYSTEM_NAMESPACE = [("delete", LEASES), ("list", LEASES), ("watch", LEASES)]
+REFUSED_IN_OTHER_NAMESPACES = ALLOWED_IN_SYSTEM_NAMESPACE
+
+
 @pytest.mark.parametrize(("verb", "resource"), ALLOWED, ids=[" ".join(a) for a in ALLOWED])
 def test_account_may(installed: dict[str, Any], kubectl: Kubectl, verb: str, resource: str) -> None:
     assert can_i(kubectl, verb, resource), f"{SUBJECT} cannot {verb} {resource}"
@@ -336,6 +357,41 @@ def test_account_may_not(
     installed: dict[str, Any], kubectl: Kubectl, verb: str, resource: str
 ) -> None:
     assert not can_i(kubectl, verb, resource), f"{SUBJECT} can {verb} {resource}"
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource"), ALLOWED_IN_SYSTEM_NAMESPACE,
+    ids=[" ".join(a) for a in ALLOWED_IN_SYSTEM_NAMESPACE],
+)  # fmt: skip
+def test_account_may_in_its_own_namespace(
+    installed: dict[str, Any], kubectl: Kubectl, verb: str, resource: str
+) -> None:
+    assert can_i(kubectl, verb, resource, SYSTEM_NAMESPACE), (
+        f"{SUBJECT} cannot {verb} {resource} in {SYSTEM_NAMESPACE}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource"), REFUSED_IN_SYSTEM_NAMESPACE,
+    ids=[" ".join(r) for r in REFUSED_IN_SYSTEM_NAMESPACE],
+)  # fmt: skip
+def test_account_may_not_in_its_own_namespace(
+    installed: dict[str, Any], kubectl: Kubectl, verb: str, resource: str
+) -> None:
+    assert not can_i(kubectl, verb, resource, SYSTEM_NAMESPACE), (
+        f"{SUBJECT} can {verb} {resource} in {SYSTEM_NAMESPACE}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource"), REFUSED_IN_OTHER_NAMESPACES,
+    ids=[" ".join(r) for r in REFUSED_IN_OTHER_NAMESPACES],
+)  # fmt: skip
+def test_account_may_not_in_other_namespaces(
+    installed: dict[str, Any], kubectl: Kubectl, namespace: str, verb: str, resource: str
+) -> None:
+    assert not can_i(kubectl, verb, resource, namespace), f"{SUBJECT} can {verb} {resource}"
+    assert not can_i(kubectl, verb, resource), f"{SUBJECT} can {verb} {resource} everywhere"
 
 
 def test_account_cannot_write_a_pipeline_spec_even_when_it_tries(
@@ -512,7 +568,10 @@ def test_single_namespace_overlay_needs_no_cluster_wide_rights(
     watched = env["value"]
     rbac = []
     for doc in docs:
-        if doc["kind"] in ("Role", "RoleBinding"):
+        if doc["metadata"]["name"] == f"{ACCOUNT}-leader-election":
+            # The Lease stays in the operator's namespace, and so do its rights.
+            assert doc["metadata"]["namespace"] == SYSTEM_NAMESPACE
+        elif doc["kind"] in ("Role", "RoleBinding"):
             assert doc["metadata"]["namespace"] == watched
             doc["metadata"]["namespace"] = namespace
             for subject in doc.get("subjects", []):
