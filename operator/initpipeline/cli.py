@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from initpipeline import health
 from initpipeline.render import render_pods
 from initpipeline.settings import Settings, SettingsError
 from initpipeline.spec import API_VERSION, KIND, InvalidSpec, parse_pipeline
@@ -44,13 +45,16 @@ def run(settings: Settings) -> None:
         # Otherwise one line per API request and per handled watch event.
         logging.getLogger("httpx2").setLevel(logging.WARNING)
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
-            liveness_endpoint=settings.liveness_endpoint,
-        )
-    )
+    asyncio.run(_operate(settings))
+
+
+async def _operate(settings: Settings) -> None:
+    import kopf
+
+    # Our liveness endpoint, not Kopf's: Kopf serves its own only after the startup handlers,
+    # and a standby replica stays in the startup handler until it gets the Lease.
+    async with health.serving(settings.liveness_endpoint):
+        await kopf.operator(clusterwide=not settings.namespaces, namespaces=settings.namespaces)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import sys
 from typing import Any
 
 import kopf
@@ -10,9 +13,12 @@ import kopf
 from initpipeline import metrics
 from initpipeline.controller import Controller
 from initpipeline.kube import Kube
+from initpipeline.leader import Elector
 from initpipeline.names import PIPELINE_LABEL
 from initpipeline.settings import Settings
 from initpipeline.spec import GROUP, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
 
 PIPELINE = (GROUP, VERSION, PLURAL)
 OWNED_PODS = {"labels": {PIPELINE_LABEL: kopf.PRESENT}}
@@ -35,18 +41,48 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.scanning.disabled = True
 
 
+def exit_on_lost_lease(reason: str) -> None:
+    """Stop at once, reconciles in flight included: another replica may take over as soon as
+    the Lease expires. The kubelet restarts the container, as a standby."""
+    log.critical("Exiting: leadership lost (%s)", reason)
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(1)
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
     operator_settings = Settings.from_env()
-    memo.controller = await Controller.start(Kube.from_environment(), operator_settings)
-    if operator_settings.metrics_port:
+    if operator_settings.metrics_port:  # a standby too: it says it is one
         metrics.serve(operator_settings.metrics_port)
+    elector: Elector | None = None
+    if operator_settings.leader_election:
+        if "elector" not in memo:  # kept across Kopf's retries of this handler
+            memo.elector = Elector(Kube.from_environment(), operator_settings, exit_on_lost_lease)
+        elector = memo.elector
+    try:
+        if elector is not None:
+            # The gate: a standby waits here. Kopf starts no watch, index, event handler or
+            # event poster before every startup handler has returned, so a standby reads no
+            # pipeline and writes nothing.
+            await elector.acquire()
+        else:
+            metrics.set_leader(True)
+        memo.controller = await Controller.start(Kube.from_environment(), operator_settings)
+    except asyncio.CancelledError:
+        # SIGTERM before the start-up finished: Kopf cancels this handler and runs no cleanup.
+        if elector is not None:
+            await elector.close()
+        raise
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.controller.close()
+    # Released only now that no reconcile runs: a standby may take over at once.
+    if "elector" in memo:
+        await memo.elector.close()
 
 
 @kopf.index("pods", **OWNED_PODS)  # type: ignore[arg-type]

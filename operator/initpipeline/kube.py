@@ -69,6 +69,7 @@ SERVICES = Resource("v1", "Service", "services", namespaced=True)
 EVENTS = Resource("v1", "Event", "events", namespaced=True)
 ENDPOINT_SLICES = Resource("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True)
 JOBS = Resource("batch/v1", "Job", "jobs", namespaced=True)
+LEASES = Resource("coordination.k8s.io/v1", "Lease", "leases", namespaced=True)
 _KNOWN = {(r.api_version, r.kind): r for r in (PODS, SERVICES, EVENTS, ENDPOINT_SLICES, JOBS)}
 
 
@@ -205,6 +206,19 @@ class Kube:
             raise _error(response)
         created: Obj = response.json()
         return created
+
+    async def replace(self, path: str, obj: Obj) -> Obj | None:
+        """PUT: the new object, or None when it changed since `obj` was read (409: its
+        metadata.resourceVersion is stale) or is gone (404)."""
+        response = await self._request(
+            "PUT", path, body=obj, params={"fieldManager": FIELD_MANAGER}
+        )
+        if response.status_code in (404, 409):
+            return None
+        if response.status_code != 200:
+            raise _error(response)
+        replaced: Obj = response.json()
+        return replaced
 
     async def merge_patch(self, path: str, patch: Obj) -> Obj | None:
         """The patched object, or None when it is gone."""

@@ -1,4 +1,4 @@
-"""Prometheus metrics: step durations by type and outcome, pipelines by state."""
+"""Prometheus metrics: step durations by type and outcome, pipelines by state, who leads."""
 
 from __future__ import annotations
 
@@ -25,13 +25,28 @@ PIPELINES = Gauge(
     registry=REGISTRY,
 )
 
+LEADER = Gauge(
+    "initpipeline_leader",
+    "1 while this process reconciles (holds the leader Lease, or runs without leader "
+    "election), 0 on a standby.",
+    registry=REGISTRY,
+)
+
 _FINAL_STATES = {"Succeeded", "Failed"}
 _state_of: dict[tuple[str, str], str] = {}
 _published: set[str] = set()
+_serving: set[int] = set()
 
 
 def serve(port: int) -> None:
-    start_http_server(port, registry=REGISTRY)
+    """Serve /metrics on `port` (once: Kopf calls a failed startup handler again)."""
+    if port not in _serving:
+        start_http_server(port, registry=REGISTRY)
+        _serving.add(port)
+
+
+def set_leader(leading: bool) -> None:
+    LEADER.set(1 if leading else 0)
 
 
 def _ready_reason(status: Mapping[str, Any]) -> str:

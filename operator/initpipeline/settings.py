@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 PREFIX = "INITPIPELINE_"
+
+# Where a Pod finds its own namespace (the ServiceAccount token volume).
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+DEFAULT_LEASE_NAME = "initpipeline-operator"
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 # The musl variant of the busybox image is statically linked, so copyAssets can copy its
 # /bin/busybox into any image (the default glibc variant is not).
@@ -31,6 +40,15 @@ class Settings:
     metrics_port: int = 9090
     # How often a pipeline is re-checked when nothing happens (dependency timeouts, log reports).
     resync_seconds: float = 10.0
+    # Leader election on a coordination.k8s.io Lease; the defaults are controller-runtime's.
+    leader_election: bool = False
+    lease_name: str = DEFAULT_LEASE_NAME
+    lease_namespace: str = ""
+    lease_duration_seconds: int = 15
+    renew_deadline_seconds: float = 10.0
+    retry_period_seconds: float = 2.0
+    # The Pod's name (downward API): the Lease holder's identity starts with it.
+    pod_name: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -46,14 +64,89 @@ class Settings:
         if not step_image:
             raise SettingsError(f"{PREFIX}STEP_IMAGE must not be empty")
         namespaces = tuple(ns for ns in get("NAMESPACES", "").replace(",", " ").split() if ns)
+        liveness = get("LIVENESS_ENDPOINT", cls.liveness_endpoint)
+        if liveness and not _http_endpoint(liveness):
+            raise SettingsError(
+                f"{PREFIX}LIVENESS_ENDPOINT must be like http://0.0.0.0:8080/healthz, "
+                f"not {liveness!r}"
+            )
+        # In a Pod (the API server's Service is in the environment) several replicas may run,
+        # so elect; `make run` and the in-process tests run one operator and need no Lease.
+        election = _flag(env, "LEADER_ELECTION", default="KUBERNETES_SERVICE_HOST" in env)
+        lease_name = get("LEASE_NAME", DEFAULT_LEASE_NAME)
+        if not _DNS_SUBDOMAIN.fullmatch(lease_name):
+            raise SettingsError(
+                f"{PREFIX}LEASE_NAME must be a lowercase DNS subdomain, not {lease_name!r}"
+            )
+        lease_namespace = get("LEASE_NAMESPACE", "") or get("POD_NAMESPACE", "")
+        if election and not lease_namespace:
+            lease_namespace = _own_namespace()
+        duration = _number(env, "LEASE_DURATION_SECONDS", cls.lease_duration_seconds, int)
+        deadline = _number(env, "RENEW_DEADLINE_SECONDS", cls.renew_deadline_seconds, float)
+        retry = _number(env, "RETRY_PERIOD_SECONDS", cls.retry_period_seconds, float)
+        if election:
+            _check_election_timing(duration, deadline, retry)
         return cls(
             step_image=step_image,
             namespaces=namespaces,
             log_format=log_format,  # type: ignore[arg-type]  # checked above
             log_level=get("LOG_LEVEL", "INFO").upper(),
-            liveness_endpoint=get("LIVENESS_ENDPOINT", cls.liveness_endpoint),
+            liveness_endpoint=liveness,
             metrics_port=_number(env, "METRICS_PORT", cls.metrics_port, int),
             resync_seconds=_number(env, "RESYNC_SECONDS", cls.resync_seconds, float),
+            leader_election=election,
+            lease_name=lease_name,
+            lease_namespace=lease_namespace,
+            lease_duration_seconds=duration,
+            renew_deadline_seconds=deadline,
+            retry_period_seconds=retry,
+            pod_name=get("POD_NAME", ""),
+        )
+
+
+def _http_endpoint(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        return parts.scheme == "http" and bool(parts.hostname) and parts.port is not None
+    except ValueError:  # a port that is not a number
+        return False
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = env.get(PREFIX + name, "").strip().lower()
+    if not text:
+        return default
+    if text not in _TRUE + _FALSE:
+        raise SettingsError(f"{PREFIX}{name} must be 'true' or 'false', not {text!r}")
+    return text in _TRUE
+
+
+def _own_namespace() -> str:
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    except OSError:
+        raise SettingsError(
+            f"{PREFIX}LEASE_NAMESPACE (or {PREFIX}POD_NAMESPACE) must be set for leader "
+            f"election outside a Pod ({SERVICE_ACCOUNT_NAMESPACE} is missing)"
+        ) from None
+
+
+def _check_election_timing(duration: int, deadline: float, retry: float) -> None:
+    """client-go's rules: a leader gives up (renew deadline) before its Lease expires for the
+    others (lease duration), and tries to renew more than once within the deadline."""
+    if duration < 1:
+        raise SettingsError(f"{PREFIX}LEASE_DURATION_SECONDS must be at least 1")
+    if retry <= 0:
+        raise SettingsError(f"{PREFIX}RETRY_PERIOD_SECONDS must be positive")
+    if not deadline < duration:
+        raise SettingsError(
+            f"{PREFIX}RENEW_DEADLINE_SECONDS ({deadline:g}) must be less than "
+            f"{PREFIX}LEASE_DURATION_SECONDS ({duration})"
+        )
+    if not deadline > 1.2 * retry:
+        raise SettingsError(
+            f"{PREFIX}RENEW_DEADLINE_SECONDS ({deadline:g}) must be more than 1.2 times "
+            f"{PREFIX}RETRY_PERIOD_SECONDS ({retry:g})"
         )
 
 

@@ -127,3 +127,11 @@ def test_exposition_names_and_help_texts_are_the_documented_ones() -> None:
     assert f"# TYPE {DURATION} histogram" in text
     assert "# TYPE initpipeline_pipelines gauge" in text
     assert f"# HELP {DURATION} Time from a step's start to its end" in text
+
+
+def test_leader_gauge_says_whether_this_process_reconciles() -> None:
+    metrics.set_leader(True)
+    assert sample("initpipeline_leader") == 1
+    metrics.set_leader(False)
+    assert sample("initpipeline_leader") == 0
+    assert "# TYPE initpipeline_leader gauge" in generate_latest(metrics.REGISTRY).decode()

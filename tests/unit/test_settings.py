@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from initpipeline import settings as settings_module
 from initpipeline.settings import DEFAULT_STEP_IMAGE, Settings, SettingsError
 
 pytestmark = pytest.mark.unit
@@ -43,3 +46,93 @@ def test_values_are_read_from_prefixed_variables() -> None:
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({f"INITPIPELINE_{name}": value})
+
+
+IN_A_POD = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "INITPIPELINE_POD_NAMESPACE": "ops"}
+
+
+def test_leader_election_is_off_outside_a_pod_and_on_inside_one() -> None:
+    assert not Settings.from_env({}).leader_election
+    settings = Settings.from_env(IN_A_POD)
+    assert settings.leader_election
+    assert (settings.lease_namespace, settings.lease_name) == ("ops", "initpipeline-operator")
+    # controller-runtime's defaults
+    assert settings.lease_duration_seconds == 15
+    assert settings.renew_deadline_seconds == 10
+    assert settings.retry_period_seconds == 2
+
+
+@pytest.mark.parametrize(("value", "on"), [("true", True), ("False", False), ("0", False)])
+def test_leader_election_can_be_switched_explicitly(value: str, on: bool) -> None:
+    env = {**IN_A_POD, "INITPIPELINE_LEADER_ELECTION": value}
+    assert Settings.from_env(env).leader_election is on
+
+
+def test_election_settings_are_read_from_prefixed_variables() -> None:
+    settings = Settings.from_env(
+        {
+            "INITPIPELINE_LEADER_ELECTION": "true",
+            "INITPIPELINE_POD_NAMESPACE": "ops",
+            "INITPIPELINE_LEASE_NAMESPACE": "elsewhere",
+            "INITPIPELINE_LEASE_NAME": "ipl.example.com",
+            "INITPIPELINE_LEASE_DURATION_SECONDS": "3",
+            "INITPIPELINE_RENEW_DEADLINE_SECONDS": "2",
+            "INITPIPELINE_RETRY_PERIOD_SECONDS": "0.5",
+            "INITPIPELINE_POD_NAME": "operator-abc12",
+        }
+    )
+    assert settings.lease_namespace == "elsewhere"  # the Lease's own setting wins
+    assert settings.lease_name == "ipl.example.com"
+    assert settings.lease_duration_seconds == 3
+    assert settings.renew_deadline_seconds == 2
+    assert settings.retry_period_seconds == 0.5
+    assert settings.pod_name == "operator-abc12"
+
+
+def test_the_lease_namespace_defaults_to_the_service_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace_file = tmp_path / "namespace"
+    namespace_file.write_text("initpipeline-system")
+    monkeypatch.setattr(settings_module, "SERVICE_ACCOUNT_NAMESPACE", namespace_file)
+    env = {"INITPIPELINE_LEADER_ELECTION": "true"}
+    assert Settings.from_env(env).lease_namespace == "initpipeline-system"
+    monkeypatch.setattr(settings_module, "SERVICE_ACCOUNT_NAMESPACE", tmp_path / "missing")
+    with pytest.raises(SettingsError, match=r"INITPIPELINE_LEASE_NAMESPACE .* must be set"):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LEADER_ELECTION": "maybe"}, "INITPIPELINE_LEADER_ELECTION must be 'true' or 'false'"),
+        ({"LEASE_NAME": "Operator_Lease"}, "INITPIPELINE_LEASE_NAME must be a lowercase DNS"),
+        ({"LEASE_DURATION_SECONDS": "0"}, "INITPIPELINE_LEASE_DURATION_SECONDS must be at least 1"),
+        ({"LEASE_DURATION_SECONDS": "2.5"}, "INITPIPELINE_LEASE_DURATION_SECONDS must be a number"),
+        ({"RETRY_PERIOD_SECONDS": "0"}, "INITPIPELINE_RETRY_PERIOD_SECONDS must be positive"),
+        (
+            {"RENEW_DEADLINE_SECONDS": "15"},
+            r"INITPIPELINE_RENEW_DEADLINE_SECONDS \(15\) must be less than "
+            r"INITPIPELINE_LEASE_DURATION_SECONDS \(15\)",
+        ),
+        (
+            {"RENEW_DEADLINE_SECONDS": "2.4"},
+            r"INITPIPELINE_RENEW_DEADLINE_SECONDS \(2.4\) must be more than 1.2 times",
+        ),
+        ({"LIVENESS_ENDPOINT": "0.0.0.0:8080"}, "INITPIPELINE_LIVENESS_ENDPOINT must be like"),
+        ({"LIVENESS_ENDPOINT": "http://0.0.0.0:http/x"}, "INITPIPELINE_LIVENESS_ENDPOINT"),
+    ],
+)
+def test_bad_election_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    full = {**IN_A_POD, **{f"INITPIPELINE_{name}": value for name, value in env.items()}}
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(full)
+
+
+def test_election_timing_is_not_checked_when_election_is_off() -> None:
+    env = {"INITPIPELINE_LEADER_ELECTION": "false", "INITPIPELINE_RENEW_DEADLINE_SECONDS": "60"}
+    assert not Settings.from_env(env).leader_election
+
+
+def test_an_empty_liveness_endpoint_serves_none() -> None:
+    assert Settings.from_env({"INITPIPELINE_LIVENESS_ENDPOINT": ""}).liveness_endpoint == ""
