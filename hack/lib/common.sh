@@ -7,6 +7,7 @@
 #                 kube-scheduler, kubelet, kube-proxy, kubectl)
 #   etcd       -> go.etcd.io/etcd/server/v3
 #   coredns    -> github.com/coredns/coredns (only the plugins we need)
+#   helm       -> helm.sh/helm/v3 (the helm CLI: the chart's lint, template and install tests)
 # The cache key of each module's binaries is a hash of everything that decides
 # their bytes: that module's files, this build recipe and the Go version.
 
@@ -14,7 +15,7 @@ HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO_DIR="$(cd "${HACK_DIR}/.." && pwd)"
 CACHE_ROOT="${INITPIPELINE_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME}/.cache}/initpipeline}"
 CLUSTER_DIR="${INITPIPELINE_CLUSTER_DIR:-/tmp/initpipeline-cluster}"
-BUILD_MODULES=(kubernetes etcd coredns)
+BUILD_MODULES=(kubernetes etcd coredns helm)
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
