@@ -22,6 +22,11 @@ cluster-build: ## Build (or reuse) Kubernetes, etcd and CoreDNS binaries from th
 cluster-images: ## Build the local OCI images (busybox, pause, httpd, assets)
 	hack/images/build.sh build
 
+.PHONY: image
+image: ## Build the operator image (Dockerfile, buildah) and import it into the local cluster if it runs
+	hack/images/operator.sh build
+	if $(CLUSTER) status >/dev/null 2>&1; then hack/images/operator.sh import; fi
+
 .PHONY: cluster-up
 cluster-up: cluster-build ## Start the local cluster (LEVEL=node|control-plane), or complete a running one
 	$(CLUSTER) up $(LEVEL)
