@@ -47,6 +47,24 @@ cluster-status: ## Show the cluster's components, level and nodes
 cluster-kubeconfig: ## Print the local cluster's kubeconfig path
 	@$(CLUSTER) kubeconfig
 
+##@ Helm chart and API docs
+
+HELM_BIN = $$(hack/build.sh --print helm | cut -d' ' -f2)/helm
+
+.PHONY: chart-crds
+chart-crds: ## Copy crds/*.yaml into charts/initpipeline/crds/ (the chart ships the same bytes)
+	rm -f charts/initpipeline/crds/*.yaml
+	cp crds/*.yaml charts/initpipeline/crds/
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict the chart (builds helm from its Go module if needed)
+	hack/build.sh helm
+	$(HELM_BIN) lint --strict charts/initpipeline
+
+.PHONY: docs
+docs: ## Regenerate the field reference in docs/api.md from the CRD
+	uv run python hack/gen-api-docs.py
+
 ##@ Tests and running
 
 .PHONY: lint

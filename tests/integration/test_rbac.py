@@ -100,10 +100,13 @@ def released(kubectl: Kubectl, namespace: str, pod: str) -> list[str]:
     return value.split(",") if value else []
 
 
-def can_i(kubectl: Kubectl, verb: str, resource: str, namespace: str | None = None) -> bool:
-    """`kubectl auth can-i` for the operator's ServiceAccount (impersonated by the admin)."""
+def can_i(
+    kubectl: Kubectl, verb: str, resource: str, namespace: str | None = None, name: str = ""
+) -> bool:
+    """`kubectl auth can-i` for the operator's ServiceAccount (impersonated by the admin).
+    `resource` may name a subresource ("pods/log"); `name`: one object of that resource."""
     resource, _, subresource = resource.partition("/")
-    args = ["auth", "can-i", verb, resource, "--as", SUBJECT]
+    args = ["auth", "can-i", verb, f"{resource}/{name}" if name else resource, "--as", SUBJECT]
     args += [f"--subresource={subresource}"] if subresource else []
     args += ["--namespace", namespace] if namespace else ["--all-namespaces"]
     answer = kubectl(*args, check=False).stdout.strip()
@@ -270,6 +273,7 @@ def test_install_applies_and_its_pod_meets_restricted(
     assert container["args"] == ["run"]
     env = {e["name"]: e for e in container["env"]}
     assert env["INITPIPELINE_LEADER_ELECTION"]["value"] == "true"
+    assert env["INITPIPELINE_LEASE_NAME"]["value"] == ACCOUNT  # the Lease the Role grants
     for name, field in [
         ("INITPIPELINE_POD_NAME", "metadata.name"),
         ("INITPIPELINE_POD_NAMESPACE", "metadata.namespace"),
@@ -340,11 +344,20 @@ REFUSED = [
 ]
 
 
-# Leader election: the Lease in the operator's own namespace, and nowhere else.
+# Leader election: one Lease (INITPIPELINE_LEASE_NAME) in the operator's own namespace; create
+# cannot be limited by name, so any Lease may be created there, and nowhere else.
+# (verb, name of the Lease or "" for the collection)
 LEASES = "leases.coordination.k8s.io"
-ALLOWED_IN_SYSTEM_NAMESPACE = [("get", LEASES), ("create", LEASES), ("update", LEASES)]
-REFUSED_IN_SYSTEM_NAMESPACE = [("delete", LEASES), ("list", LEASES), ("watch", LEASES)]
+ALLOWED_IN_SYSTEM_NAMESPACE = [("get", ACCOUNT), ("update", ACCOUNT), ("create", "")]
+REFUSED_IN_SYSTEM_NAMESPACE = [
+    ("get", "kube-scheduler"), ("update", "kube-scheduler"), ("patch", ACCOUNT),
+    ("delete", ACCOUNT), ("get", ""), ("list", ""), ("watch", ""),
+]  # fmt: skip
 REFUSED_IN_OTHER_NAMESPACES = ALLOWED_IN_SYSTEM_NAMESPACE
+
+
+def _lease_id(case: tuple[str, str]) -> str:
+    return f"{case[0]} leases/{case[1] or '*'}"
 
 
 @pytest.mark.parametrize(("verb", "resource"), ALLOWED, ids=[" ".join(a) for a in ALLOWED])
@@ -360,38 +373,41 @@ def test_account_may_not(
 
 
 @pytest.mark.parametrize(
-    ("verb", "resource"), ALLOWED_IN_SYSTEM_NAMESPACE,
-    ids=[" ".join(a) for a in ALLOWED_IN_SYSTEM_NAMESPACE],
-)  # fmt: skip
-def test_account_may_in_its_own_namespace(
-    installed: dict[str, Any], kubectl: Kubectl, verb: str, resource: str
+    ("verb", "name"),
+    ALLOWED_IN_SYSTEM_NAMESPACE,
+    ids=[_lease_id(c) for c in ALLOWED_IN_SYSTEM_NAMESPACE],
+)
+def test_account_may_use_its_lease(
+    installed: dict[str, Any], kubectl: Kubectl, verb: str, name: str
 ) -> None:
-    assert can_i(kubectl, verb, resource, SYSTEM_NAMESPACE), (
-        f"{SUBJECT} cannot {verb} {resource} in {SYSTEM_NAMESPACE}"
+    assert can_i(kubectl, verb, LEASES, SYSTEM_NAMESPACE, name), (
+        f"{SUBJECT} cannot {verb} lease {name!r} in {SYSTEM_NAMESPACE}"
     )
 
 
 @pytest.mark.parametrize(
-    ("verb", "resource"), REFUSED_IN_SYSTEM_NAMESPACE,
-    ids=[" ".join(r) for r in REFUSED_IN_SYSTEM_NAMESPACE],
-)  # fmt: skip
-def test_account_may_not_in_its_own_namespace(
-    installed: dict[str, Any], kubectl: Kubectl, verb: str, resource: str
+    ("verb", "name"),
+    REFUSED_IN_SYSTEM_NAMESPACE,
+    ids=[_lease_id(c) for c in REFUSED_IN_SYSTEM_NAMESPACE],
+)
+def test_account_may_not_use_other_leases(
+    installed: dict[str, Any], kubectl: Kubectl, verb: str, name: str
 ) -> None:
-    assert not can_i(kubectl, verb, resource, SYSTEM_NAMESPACE), (
-        f"{SUBJECT} can {verb} {resource} in {SYSTEM_NAMESPACE}"
+    assert not can_i(kubectl, verb, LEASES, SYSTEM_NAMESPACE, name), (
+        f"{SUBJECT} can {verb} lease {name!r} in {SYSTEM_NAMESPACE}"
     )
 
 
 @pytest.mark.parametrize(
-    ("verb", "resource"), REFUSED_IN_OTHER_NAMESPACES,
-    ids=[" ".join(r) for r in REFUSED_IN_OTHER_NAMESPACES],
-)  # fmt: skip
-def test_account_may_not_in_other_namespaces(
-    installed: dict[str, Any], kubectl: Kubectl, namespace: str, verb: str, resource: str
+    ("verb", "name"),
+    REFUSED_IN_OTHER_NAMESPACES,
+    ids=[_lease_id(c) for c in REFUSED_IN_OTHER_NAMESPACES],
+)
+def test_account_may_not_use_leases_in_other_namespaces(
+    installed: dict[str, Any], kubectl: Kubectl, namespace: str, verb: str, name: str
 ) -> None:
-    assert not can_i(kubectl, verb, resource, namespace), f"{SUBJECT} can {verb} {resource}"
-    assert not can_i(kubectl, verb, resource), f"{SUBJECT} can {verb} {resource} everywhere"
+    assert not can_i(kubectl, verb, LEASES, namespace, name), f"{SUBJECT} can {verb} leases"
+    assert not can_i(kubectl, verb, LEASES, name=name), f"{SUBJECT} can {verb} leases anywhere"
 
 
 def test_account_cannot_write_a_pipeline_spec_even_when_it_tries(
