@@ -42,7 +42,7 @@ Obj = dict[str, Any]
 Key = tuple[str, str, str]  # kind, namespace, name
 
 
-def _built(module: str, binary: str) -> str:
+def built_binary(module: str, binary: str) -> str:
     """The binary hack/build.sh built for `module`: skip without it, fail under CI."""
     proc = subprocess.run(
         [str(REPO / "hack" / "build.sh"), "--print", module], capture_output=True, text=True
@@ -59,7 +59,7 @@ def _built(module: str, binary: str) -> str:
 
 @pytest.fixture(scope="module")
 def helm(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    binary = _built("helm", "helm")
+    binary = built_binary("helm", "helm")
     home = tmp_path_factory.mktemp("helm-home")
     for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
         os.environ.setdefault(var, str(home / var.lower()))
@@ -68,7 +68,7 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 @pytest.fixture(scope="module")
 def kubectl_binary() -> str:
-    return _built("kubernetes", "kubectl")
+    return built_binary("kubernetes", "kubectl")
 
 
 def _run(argv: list[str]) -> str:
