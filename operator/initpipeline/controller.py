@@ -19,7 +19,9 @@ from typing import Any
 from initpipeline import deps, metrics
 from initpipeline.cache import WatchCache
 from initpipeline.deps import Watched
+from initpipeline.fields import condition_true
 from initpipeline.kube import PODS, ApiError, Kube, Obj, Resource
+from initpipeline.messages import wait_report
 from initpipeline.names import RELEASED_ANNOTATION
 from initpipeline.plan import current_pods, plan_pods, release_value
 from initpipeline.render import spec_hash
@@ -31,7 +33,7 @@ from initpipeline.status import (
     status_changed,
     step_events,
     unparsed_status,
-    wait_report,
+    wait_logs_to_read,
 )
 
 log = logging.getLogger(__name__)
@@ -136,7 +138,7 @@ class Controller:
             pipeline = parse_pipeline(dict(body))
         except InvalidSpec as error:
             problems = Problems(invalid_spec=str(error))
-            await self._write_status(
+            await self._update_status(
                 body, previous, unparsed_status(body, previous, _now(), problems)
             )
             return IDLE_RESYNC_SECONDS
@@ -149,16 +151,12 @@ class Controller:
         waiting = deps.api_waiting(pipeline, self.cache)
         await self._release(pipeline, current_pods(pipeline, pods), waiting)
         revision = spec_hash(pipeline.spec)
+        reports = await self._wait_reports(pipeline, wait_logs_to_read(pipeline, pods, revision))
         status = derive_status(
-            pipeline, pods, waiting, previous, _now(), revision, problems=problems
+            pipeline, pods, waiting, previous, _now(), revision, reports, problems=problems
         )
-        reports = await self._wait_reports(pipeline, status)
-        if reports:
-            status = derive_status(
-                pipeline, pods, waiting, previous, _now(), revision, reports, problems=problems
-            )
-        await self._write_status(body, previous, status)
-        busy = status.get("currentStep") or not _condition_true(status, "Ready")
+        await self._update_status(body, previous, status)
+        busy = status.get("currentStep") or not condition_true(status, "Ready")
         return self.settings.resync_seconds if busy else IDLE_RESYNC_SECONDS
 
     async def _converge_pods(self, pipeline: Pipeline, pods: Sequence[Obj]) -> str | None:
@@ -191,39 +189,44 @@ class Controller:
                 )
 
     async def _wait_reports(
-        self, pipeline: Pipeline, status: Mapping[str, Any]
+        self, pipeline: Pipeline, containers: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], str]:
-        """What running wait containers last printed about the targets they wait on."""
-        waiting_steps = {
-            step["name"]
-            for step in status.get("steps", [])
-            if step.get("type") == "WaitFor" and step.get("state") == "Running"
-        }
+        """What these running wait containers last printed about the targets they wait on."""
         reports = {}
-        for pod in status.get("pods", []):
-            step = pod.get("currentStep")
-            if step in waiting_steps:
-                text = await self.kube.pod_log(
-                    pipeline.namespace, pod["name"], step, WAIT_LOG_LINES
-                )
-                report = wait_report(text)
-                if report:
-                    reports[(pod["name"], step)] = report
+        for pod, container in containers:
+            text = await self.kube.pod_log(pipeline.namespace, pod, container, WAIT_LOG_LINES)
+            report = wait_report(text)
+            if report:
+                reports[(pod, container)] = report
         return reports
+
+    async def _update_status(
+        self, body: Mapping[str, Any], previous: Mapping[str, Any], status: dict[str, Any]
+    ) -> None:
+        """Write the status when it changed, then record what changed (metrics, events)."""
+        if status_changed(previous, status):
+            await self._write_status(body, previous, status)
+            await self._status_written(body, previous, status)
 
     async def _write_status(
         self, body: Mapping[str, Any], previous: Mapping[str, Any], status: dict[str, Any]
     ) -> None:
-        if not status_changed(previous, status):
-            return
+        """Patch the status subresource and remember the body the API server answered."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         # A merge patch keeps keys it does not mention: clear the ones that went away.
-        patch = {**{key: None for key in previous if key not in status}, **status}
+        patch = {**{field: None for field in previous if field not in status}, **status}
         path = PIPELINES.path(meta["namespace"], meta["name"], "status")
         patched = await self.kube.merge_patch(path, {"status": patch})
         if patched is not None and key in self._bodies:
             self._remember(key, patched)
+
+    async def _status_written(
+        self, body: Mapping[str, Any], previous: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> None:
+        """The side effects of a new status: metrics and the step events."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
         metrics.observe(meta["namespace"], meta["name"], previous, status)
         for event in step_events(previous, status):
             try:
@@ -234,12 +237,6 @@ class Controller:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _condition_true(status: Mapping[str, Any], type_: str) -> bool:
-    return any(
-        c.get("type") == type_ and c.get("status") == "True" for c in status.get("conditions", [])
-    )
 
 
 def _version(body: Mapping[str, Any]) -> int | None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from initpipeline.fields import condition_true, find_condition
 from initpipeline.spec import ObjectRef, Pipeline, Step, Target, TargetKind
 
 Obj = Mapping[str, Any]
@@ -76,13 +77,6 @@ def ready_endpoints(slices: Sequence[Obj]) -> int:
     )
 
 
-def _condition(obj: Obj, type_: str) -> Mapping[str, Any] | None:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == type_:
-            return condition  # type: ignore[no-any-return]
-    return None
-
-
 def why_unmet(target: Target, namespace: str, objects: Objects) -> str | None:
     """None when an API-side target holds, else a short reason a user can act on."""
     label = target.describe()
@@ -101,9 +95,9 @@ def why_unmet(target: Target, namespace: str, objects: Objects) -> str | None:
         job = objects.get(jobs, ref.name)
         if job is None:
             return f"{label}: job does not exist"
-        if (_condition(job, "Complete") or {}).get("status") == "True":
+        if condition_true(job.get("status"), "Complete"):
             return None
-        failed = _condition(job, "Failed")
+        failed = find_condition(job.get("status"), "Failed")
         if failed and failed.get("status") == "True":
             return f"{label}: job failed ({failed.get('reason', '')})"
         return f"{label}: job not complete"
@@ -118,7 +112,7 @@ def why_unmet(target: Target, namespace: str, objects: Objects) -> str | None:
         obj = objects.get(watched, target.resource.name)
         if obj is None:
             return f"{label}: does not exist"
-        condition = _condition(obj, target.resource.condition)
+        condition = find_condition(obj.get("status"), target.resource.condition)
         if condition is None:
             return f"{label}: no {target.resource.condition} condition yet"
         if condition.get("status") != "True":
@@ -139,5 +133,5 @@ def api_waiting(pipeline: Pipeline, objects: Objects) -> dict[str, list[str]]:
     return {
         step.name: unmet_api_targets(step, pipeline.namespace, objects)
         for step in pipeline.spec.steps
-        if any(target.checked_by_operator for target in step.targets)
+        if step.has_operator_targets
     }

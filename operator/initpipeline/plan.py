@@ -8,8 +8,8 @@ from typing import Any
 
 from initpipeline.names import RELEASED_ANNOTATION
 from initpipeline.render import pod_name, render_pod, spec_hash
+from initpipeline.revisions import is_current
 from initpipeline.spec import Pipeline
-from initpipeline.status import is_current
 
 Pod = Mapping[str, Any]
 

@@ -8,8 +8,8 @@ Pod shape:
   The release annotation is not pre-set: the operator patches it when API-side targets hold.
 - spec: the template's Pod spec as given (restartPolicy, serviceAccountName, securityContext
   ...), plus one init container per step in spec order, named after the step. In front of
-  the first copyAssets step comes TOOLS_CONTAINER, which belongs to that step (see
-  `container_names`).
+  the first copyAssets step comes TOOLS_CONTAINER, which belongs to that step (the status
+  reports it as that step).
 - volumes: the template's, then an emptyDir for each volume a step names (its target volume
   or a volumeMount) that the template lacks, then TOOLS_VOLUME (copyAssets) and the
   SIGNAL_VOLUME downward API volume (wait steps with API-side targets).
@@ -45,7 +45,7 @@ from initpipeline.names import (
     TOOLS_DIR,
     TOOLS_VOLUME,
 )
-from initpipeline.spec import API_VERSION, KIND, Pipeline, PipelineSpec, Step, StepType
+from initpipeline.spec import API_VERSION, DNS_LABEL, KIND, Pipeline, PipelineSpec, Step, StepType
 
 HASH_LENGTH: Final = 10
 MAX_NAME: Final = 63
@@ -54,7 +54,6 @@ GENERATED_UID: Final = 65532
 DEFAULT_STARTUP_SECONDS: Final = 300
 
 _PROBE_HANDLERS: Final = ("exec", "httpGet", "tcpSocket", "grpc")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def spec_hash(spec: PipelineSpec) -> str:
@@ -83,26 +82,12 @@ def pod_name(pipeline: Pipeline, index: int) -> str:
     """
     suffix = f"-{spec_hash(pipeline.spec)[:5]}-{index}"
     base = pipeline.name
-    if len(base) + len(suffix) <= MAX_NAME and _DNS_LABEL.match(base):
+    if len(base) + len(suffix) <= MAX_NAME and DNS_LABEL.match(base):
         return base + suffix
     digest = hashlib.sha256(base.encode()).hexdigest()[:4]
     room = MAX_NAME - len(suffix) - len(digest) - 1
     cleaned = re.sub(r"[^a-z0-9-]+", "-", base.lower())[:room].strip("-")
     return f"{cleaned}-{digest}{suffix}" if cleaned else f"{digest}{suffix}"
-
-
-def container_names(pipeline: Pipeline) -> dict[str, Step]:
-    """Init container name -> the step it belongs to, in Pod order.
-
-    Every step's container is named after the step; TOOLS_CONTAINER (generated in front of
-    the first copyAssets step) belongs to that first copyAssets step.
-    """
-    names: dict[str, Step] = {}
-    for step in pipeline.spec.steps:
-        if step.type is StepType.COPY_ASSETS and TOOLS_CONTAINER not in names:
-            names[TOOLS_CONTAINER] = step
-        names[step.name] = step
-    return names
 
 
 def render_pods(pipeline: Pipeline, step_image: str) -> list[dict[str, Any]]:
@@ -144,11 +129,6 @@ def render_pod(pipeline: Pipeline, index: int, step_image: str) -> dict[str, Any
     if volumes:
         pod_spec["volumes"] = volumes
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
-
-
-def has_operator_targets(step: Step) -> bool:
-    """True when the operator must release this wait step (service, job, resource targets)."""
-    return any(target.checked_by_operator for target in step.targets)
 
 
 def _hardened_security_context() -> dict[str, Any]:
@@ -227,7 +207,7 @@ def _init_containers(pipeline: Pipeline, step_image: str) -> list[dict[str, Any]
 
 def _wait_for(step: Step, step_image: str) -> dict[str, Any]:
     mounts = _step_mounts(step)
-    if has_operator_targets(step):
+    if step.has_operator_targets:
         mounts.append({"name": SIGNAL_VOLUME, "mountPath": SIGNAL_DIR, "readOnly": True})
     return _generated(step.name, step_image, ["sh", "-c", scripts.wait_script(step)], mounts)
 
@@ -328,7 +308,7 @@ def _volumes(spec: PipelineSpec, template_volumes: list[dict[str, Any]]) -> list
             add(name, {"emptyDir": {}})
     if any(step.type is StepType.COPY_ASSETS for step in spec.steps):
         add(TOOLS_VOLUME, {"emptyDir": {}})
-    if any(has_operator_targets(step) for step in spec.steps):
+    if any(step.has_operator_targets for step in spec.steps):
         field = f"metadata.annotations['{RELEASED_ANNOTATION}']"
         add(
             SIGNAL_VOLUME,

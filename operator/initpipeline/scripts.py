@@ -54,8 +54,9 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
+from initpipeline import messages
 from initpipeline.names import (
     SIGNAL_DIR,
     SIGNAL_FILE,
@@ -63,7 +64,15 @@ from initpipeline.names import (
     TOOLS_DIR,
     WAIT_TIMEOUT_EXIT_CODE,
 )
-from initpipeline.spec import CopyAssets, Download, PrepareVolume, Step, Target, TargetKind
+from initpipeline.spec import (
+    CopyAssets,
+    Download,
+    ObjectRef,
+    PrepareVolume,
+    Step,
+    Target,
+    TargetKind,
+)
 
 TERMINATION_LOG: Final = "/dev/termination-log"
 SIGNAL_PATH: Final = f"{SIGNAL_DIR}/{SIGNAL_FILE}"
@@ -97,17 +106,42 @@ def label(target: Target) -> str:
 def service_host(target: Target) -> str:
     """The DNS name a `service` target's `port` is checked on: `name`, or `name.ns.svc`."""
     assert target.service is not None
-    namespace, _, name = target.service.rpartition("/")
-    return f"{name}.{namespace}.svc" if namespace else name
+    return ObjectRef.parse(target.service, None).host
 
+
+# Every script: `run CMD...` runs CMD in the background and waits for it, so SIGTERM (the
+# Pod is deleted) is acted on at once, not after a long command: `stop` kills the commands
+# still running, calls the script's `tidy` and exits 143. (A shell defers traps until the
+# foreground command ends, and as PID 1 of a container it ignores an untrapped SIGTERM.)
+# A background command's output goes to "$scratch": the termination log, which the script
+# overwrites with its result at the end (the root filesystem is read-only), or /dev/null.
+_BASE: Final = """\
+set -u
+tlog={tlog}
+scratch=$tlog
+true 2>/dev/null >>"$scratch" || scratch=/dev/null
+kids=''
+tidy() { :; }
+stop() {
+  for kid in $kids; do kill "$kid" 2>/dev/null; done
+  tidy
+  exit 143
+}
+trap stop TERM INT
+run() {
+  "$@" &
+  kid=$!
+  kids="$kids $kid"
+  wait "$kid"
+  rc=$?
+  kids=${kids% "$kid"}
+  return "$rc"
+}
+"""
 
 _PRELUDE: Final = f"""\
-set -u
-trap 'exit 143' TERM INT
-tlog={{tlog}}
 start=$(date +%s)
-say() {{ printf 'waiting: %s: %s\\n' "$1" "$2"; }}
-finish() {{ printf '%s\\n' "$1"; printf '%s\\n' "$1" 2>/dev/null >"$tlog" || :; }}
+{messages.SAY_SH}finish() {{ printf '%s\\n' "$1"; printf '%s\\n' "$1" 2>/dev/null >"$tlog" || :; }}
 last() {{
   printf '%s\\n' "$1" | sed -e '/^[[:space:]]*$/d' -e '/^body:/d' -e 's/^[a-z_]*: //' \\
     -e "s/^can't connect to remote host ([^)]*): //" | tail -n 1 | cut -c 1-200
@@ -132,8 +166,17 @@ poll() {{
 """
 
 
+def _base(termination_log: str) -> str:
+    return _BASE.replace("{tlog}", _q(termination_log))
+
+
 def _prelude(termination_log: str) -> str:
-    return _PRELUDE.replace("{tlog}", _q(termination_log))
+    return _base(termination_log) + _PRELUDE
+
+
+_FAIL: Final = (
+    """fail() { printf '%s\\n' "$1" >&2; printf '%s\\n' "$1" 2>/dev/null >"$tlog"; exit 1; }\n"""
+)
 
 
 def _tcp_check(fn: str, host: str, port: int) -> str:
@@ -239,7 +282,7 @@ def _command_check(fn: str, argv: Sequence[str]) -> str:
 
 
 def _signal_check(fn: str, step_name: str, labels: Iterable[str], signal_path: str) -> str:
-    says = "".join(f"  say {_q(text)} 'checked by the operator'\n" for text in labels)
+    says = "".join(messages.say_placeholder_sh(_q(text)) for text in labels)
     return f"""\
 {fn}() {{
   why=''
@@ -250,6 +293,36 @@ def _signal_check(fn: str, step_name: str, labels: Iterable[str], signal_path: s
 {says}  return 1
 }}
 """
+
+
+class _Poller(NamedTuple):
+    """One background check of a wait script."""
+
+    fn: str  # the check function
+    label: str  # its progress label
+    result: str  # the result text, before " after Ns"
+    unmet: tuple[str, ...]  # the labels a timeout names while it has not held
+
+
+def _in_pod_check(fn: str, target: Target) -> tuple[str, str]:
+    """The check function of an in-Pod target and its result text."""
+    text = label(target)
+    kind = target.kind
+    if kind is TargetKind.TCP:
+        assert target.tcp is not None
+        host, _, port = target.tcp.rpartition(":")
+        return _tcp_check(fn, host, int(port)), f"{target.tcp} reachable"
+    if kind is TargetKind.HTTP:
+        assert target.http is not None
+        return _http_check(fn, target), f"{display(target.http)} answered"
+    if kind is TargetKind.DNS:
+        assert target.dns is not None
+        return _dns_check(fn, target.dns), f"{text} resolved"
+    if kind is TargetKind.FILE:
+        assert target.file is not None
+        return _file_check(fn, target.file), f"{text} exists"
+    assert target.command is not None
+    return _command_check(fn, target.command), f"{text} succeeded"
 
 
 def wait_script(
@@ -267,63 +340,46 @@ def wait_script(
     a second, so the `after Ns` times are exact to a second.
     """
     checks: list[str] = []
-    # (check function, progress label, result text before " after Ns", labels while unmet)
-    pollers: list[tuple[str, str, str, tuple[str, ...]]] = []
+    pollers: list[_Poller] = []
     operator_labels: list[str] = []
     for target in step.targets:
         fn = f"check_{len(pollers)}"
         text = label(target)
-        kind = target.kind
         if target.checked_by_operator:
             operator_labels.append(text)
-            if kind is TargetKind.SERVICE and target.port is not None:
+            if target.kind is TargetKind.SERVICE and target.port is not None:
                 host = service_host(target)
                 checks.append(_tcp_check(fn, host, target.port))
-                pollers.append((fn, text, f"{host}:{target.port} reachable", (text,)))
+                pollers.append(_Poller(fn, text, f"{host}:{target.port} reachable", (text,)))
             continue
-        if kind is TargetKind.TCP:
-            assert target.tcp is not None
-            host, _, port = target.tcp.rpartition(":")
-            checks.append(_tcp_check(fn, host, int(port)))
-            result = f"{target.tcp} reachable"
-        elif kind is TargetKind.HTTP:
-            assert target.http is not None
-            checks.append(_http_check(fn, target))
-            result = f"{display(target.http)} answered"
-        elif kind is TargetKind.DNS:
-            assert target.dns is not None
-            checks.append(_dns_check(fn, target.dns))
-            result = f"{text} resolved"
-        elif kind is TargetKind.FILE:
-            assert target.file is not None
-            checks.append(_file_check(fn, target.file))
-            result = f"{text} exists"
-        else:
-            assert target.command is not None
-            checks.append(_command_check(fn, target.command))
-            result = f"{text} succeeded"
-        pollers.append((fn, text, result, (text,)))
+        check, result = _in_pod_check(fn, target)
+        checks.append(check)
+        pollers.append(_Poller(fn, text, result, (text,)))
     if operator_labels:
         fn = f"check_{len(pollers)}"
         checks.append(_signal_check(fn, step.name, operator_labels, signal_path))
         joined = ", ".join(operator_labels)
-        pollers.append((fn, joined, f"{joined} confirmed by the operator", tuple(operator_labels)))
+        pollers.append(
+            _Poller(fn, joined, f"{joined} confirmed by the operator", tuple(operator_labels))
+        )
 
     lines = [_prelude(termination_log), *checks]
-    for index, (fn, text, _, _) in enumerate(pollers):
-        lines.append(f"poll {fn} {_q(text)} &\np{index}=$!\n")
+    for index, poller in enumerate(pollers):
+        lines.append(
+            f'poll {poller.fn} {_q(poller.label)} &\np{index}=$!\nkids="$kids $p{index}"\n'
+        )
     lines.append("met=0\nwhile :; do\n  elapsed=$(( $(date +%s) - start ))\n")
-    for index, (_, _, result, _) in enumerate(pollers):
+    for index, poller in enumerate(pollers):
         lines.append(
             f"""\
   if [ -z "${{d{index}:-}}" ] && ! kill -0 "$p{index}" 2>/dev/null; then
     if ! wait "$p{index}"; then
-      finish "check of "{_q(pollers[index][1])}" stopped unexpectedly"
+      finish "check of "{_q(poller.label)}" stopped unexpectedly"
       exit 1
     fi
     d{index}=$elapsed
     met=$((met + 1))
-    printf 'ok: %s after %ss\\n' {_q(result)} "$elapsed"
+    printf 'ok: %s after %ss\\n' {_q(poller.result)} "$elapsed"
   fi
 """
         )
@@ -331,8 +387,8 @@ def wait_script(
     if step.timeout_seconds is not None:
         limit = step.timeout_seconds
         unmet = "".join(
-            f'    [ -n "${{d{index}:-}}" ] || unmet {" ".join(_q(text) for text in labels)}\n'
-            for index, (_, _, _, labels) in enumerate(pollers)
+            f'    [ -n "${{d{index}:-}}" ] || unmet {" ".join(_q(text) for text in poller.unmet)}\n'
+            for index, poller in enumerate(pollers)
         )
         pids = " ".join(f'"$p{index}"' for index in range(len(pollers)))
         lines.append(
@@ -340,14 +396,14 @@ def wait_script(
   if [ "$elapsed" -ge {limit} ]; then
     missing=''
 {unmet}    kill {pids} 2>/dev/null
-    finish "WaitTimeout: $missing not met after {limit}s"
+    finish {messages.wait_timeout_sh("$missing", limit)}
     exit {WAIT_TIMEOUT_EXIT_CODE}
   fi
 """
         )
-    lines.append("  sleep 1\ndone\nmsg=''\n")
-    for index, (_, _, result, _) in enumerate(pollers):
-        lines.append(f'msg="${{msg:+$msg; }}"{_q(result + " after ")}"${{d{index}}}s"\n')
+    lines.append("  run sleep 1\ndone\nmsg=''\n")
+    for index, poller in enumerate(pollers):
+        lines.append(f'msg="${{msg:+$msg; }}"{_q(poller.result + " after ")}"${{d{index}}}s"\n')
     lines.append('finish "$msg"\n')
     return "".join(lines)
 
@@ -363,46 +419,63 @@ def download_script(
 
     The file is written under a temporary name next to the destination and renamed, so a
     reader never sees half a file. Without `timeout_seconds` it retries until it succeeds.
+    With `sha256`, a download whose digest differs fails the step (exit 1, ChecksumMismatch)
+    and is not kept: retrying would fetch the same wrong file.
     """
     dest = f"{target_dir.rstrip('/')}/{download.path}"
     text = display(f"download {download.url}")
     limit = timeout_seconds or 0
+    verify = ""
+    if download.sha256 is not None:
+        mismatch = messages.checksum_mismatch_sh(_q(display(download.url)), "$got", "$want")
+        verify = f"""\
+    want={_q(download.sha256)}
+    run sha256sum "$tmp" >"$scratch" 2>&1 || :
+    got=$(cut -c 1-64 "$scratch")
+    if [ "$got" != "$want" ]; then
+      tidy
+      finish {mismatch}
+      exit 1
+    fi
+"""
     return f"""\
 {_prelude(termination_log)}url={_q(download.url)}
 dest={_q(dest)}
+limit={limit}
 dir=${{dest%/*}}
 tmp="$dir/.${{dest##*/}}.initpipeline-tmp"
+tidy() {{ rm -f "$tmp"; }}
 mkdir -p "$dir" || {{ finish "cannot create directory "{_q(display(dest))}; exit 1; }}
 delay=1
 why=''
 while :; do
   per={DOWNLOAD_ATTEMPT_TIMEOUT}
-  if [ {limit} -gt 0 ]; then
-    per=$(( {limit} - ($(date +%s) - start) ))
+  if [ "$limit" -gt 0 ]; then
+    per=$(( limit - ($(date +%s) - start) ))
     if [ "$per" -le 0 ]; then
-      finish "WaitTimeout: "{_q(text)}" not met after {limit}s${{why:+: $why}}"
+      finish {messages.wait_timeout_sh('"' + _q(text) + '"', limit, "${why:+: $why}")}
       exit {WAIT_TIMEOUT_EXIT_CODE}
     fi
   fi
-  if out=$(timeout "$per" wget -q -O "$tmp" "$url" 2>&1 </dev/null); then
-    size=$(( $(wc -c <"$tmp") ))
+  if run timeout "$per" wget -q -O "$tmp" "$url" >"$scratch" 2>&1; then
+{verify}    size=$(( $(wc -c <"$tmp") ))
     if mv -f "$tmp" "$dest"; then
       finish "downloaded "{_q(display(download.url))}" ($size bytes)"
       exit 0
     fi
     why="cannot write "{_q(display(dest))}
   else
-    why=$(last "$out")
+    why=$(last "$(cat "$scratch")")
     [ -n "$why" ] || why="no complete answer within ${{per}}s"
   fi
-  rm -f "$tmp"
+  tidy
   say {_q(text)} "$why"
-  if [ {limit} -gt 0 ]; then
-    left=$(( {limit} - ($(date +%s) - start) ))
+  if [ "$limit" -gt 0 ]; then
+    left=$(( limit - ($(date +%s) - start) ))
     [ "$delay" -le "$left" ] || delay=$left
     [ "$delay" -ge 1 ] || delay=1
   fi
-  sleep "$delay"
+  run sleep "$delay"
   delay=$((delay * 2))
   [ "$delay" -le {MAX_DELAY} ] || delay={MAX_DELAY}
 done
@@ -452,10 +525,7 @@ def tools_script(
         "static busybox (set INITPIPELINE_STEP_IMAGE to e.g. busybox:1.36.1-musl)"
     )
     return f"""\
-set -u
-tlog={_q(termination_log)}
-fail() {{ printf '%s\\n' "$1" >&2; printf '%s\\n' "$1" 2>/dev/null >"$tlog"; exit 1; }}
-{_DYNAMIC_ELF}if dynamic {_q(busybox)}; then
+{_base(termination_log)}{_FAIL}{_DYNAMIC_ELF}if dynamic {_q(busybox)}; then
   fail {_q(static_hint)}
 fi
 rm -f {_q(target)}
@@ -478,33 +548,41 @@ def copy_assets_script(
 
     Every tool is called as `busybox <applet>`, so the image needs neither a shell nor
     `cp`. Copies the content of `from` (a directory, or a single file) into the volume.
+    The copy (and the count of a directory's files) runs in the background.
     """
     dest = f"{target_dir.rstrip('/')}/{copy.path}".rstrip("/")
     where = display(f"volume {copy.volume}" + (f"/{copy.path}" if copy.path else ""))
     source = display(f"{copy.image}:{copy.from_}")
+    missing = _q(f"CopyAssets: {display(copy.from_)} does not exist in image {display(copy.image)}")
     return f"""\
-set -u
-bb={_q(busybox)}
-tlog={_q(termination_log)}
+{_base(termination_log)}bb={_q(busybox)}
 src={_q(copy.from_)}
 dest={_q(dest)}
-fail() {{ printf '%s\\n' "$1" >&2; printf '%s\\n' "$1" 2>/dev/null >"$tlog"; exit 1; }}
+{_FAIL}count() {{ "$bb" find "$src" ! -type d | "$bb" wc -l; }}
+[ -e "$src" ] || fail {missing}
+out=$("$bb" mkdir -p "$dest" 2>&1) || fail "CopyAssets: cannot create "{_q(where)}": $out"
 if [ -d "$src" ]; then
-  n=$("$bb" find "$src" ! -type d | "$bb" wc -l)
+  run count >"$scratch" 2>/dev/null
+  n=$("$bb" cat "$scratch")
   from="$src/."
-elif [ -e "$src" ]; then
+else
   n=1
   from=$src
-else
-  fail "CopyAssets: "{_q(display(copy.from_))}" does not exist in image "{_q(display(copy.image))}
 fi
-out=$("$bb" mkdir -p "$dest" 2>&1) || fail "CopyAssets: cannot create "{_q(where)}": $out"
-out=$("$bb" cp -Rf "$from" "$dest/" 2>&1) || fail "CopyAssets: copying "{_q(source)}" failed: $out"
+run "$bb" cp -Rf "$from" "$dest/" >"$scratch" 2>&1 ||
+  fail "CopyAssets: copying "{_q(source)}" failed: $("$bb" cat "$scratch")"
 msg="copied $(( n )) files from "{_q(source)}" to "{_q(where)}
 printf '%s\\n' "$msg"
 printf '%s\\n' "$msg" 2>/dev/null >"$tlog"
 exit 0
 """
+
+
+def _prepare_action(command: str, value: str) -> str:
+    return (
+        f'run {command} {_q(value)} "$dest" 2>"$scratch" ||\n'
+        f'  fail "{command} failed: $(cat "$scratch")"\n'
+    )
 
 
 def prepare_volume_script(
@@ -515,7 +593,9 @@ def prepare_volume_script(
 ) -> str:
     """The script of a prepareVolume step: mkdir -p, then chown, then chmod (not recursive).
 
-    chown comes first because it clears set-id bits that `mode` may ask for.
+    chown comes first because it clears set-id bits that `mode` may ask for. Each command
+    runs in the background (a volume on a slow network filesystem must not hold off
+    SIGTERM).
     """
     dest = f"{target_dir.rstrip('/')}/{prepare.path}".rstrip("/")
     where = display(f"volume {prepare.volume}" + (f"/{prepare.path}" if prepare.path else ""))
@@ -524,19 +604,17 @@ def prepare_volume_script(
     summary = f"prepared {where}" + (f": {', '.join(done)}" if done else "")
     actions = ""
     if prepare.owner:
-        actions += f'out=$(chown {_q(prepare.owner)} "$dest" 2>&1) || fail "chown failed: $out"\n'
+        actions += _prepare_action("chown", prepare.owner)
     if prepare.mode:
-        actions += f'out=$(chmod {_q(prepare.mode)} "$dest" 2>&1) || fail "chmod failed: $out"\n'
+        actions += _prepare_action("chmod", prepare.mode)
     return f"""\
-set -u
-tlog={_q(termination_log)}
-dest={_q(dest)}
+{_base(termination_log)}dest={_q(dest)}
 fail() {{
   printf '%s\\n' "PrepareVolume: $1" >&2
   printf '%s\\n' "PrepareVolume: $1" 2>/dev/null >"$tlog"
   exit 1
 }}
-out=$(mkdir -p "$dest" 2>&1) || fail "cannot create "{_q(where)}": $out"
+run mkdir -p "$dest" 2>"$scratch" || fail "cannot create "{_q(where)}": $(cat "$scratch")"
 {actions}printf '%s\\n' {_q(summary)}
 printf '%s\\n' {_q(summary)} 2>/dev/null >"$tlog"
 exit 0

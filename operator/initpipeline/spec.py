@@ -23,8 +23,10 @@ PLURAL = "initpipelines"
 # Step names become container names; generated helper containers use this prefix.
 RESERVED_PREFIX = "initpipeline-"
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _OBJECT_REF = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# The CRD's pattern for download.sha256 (crds/initpipelines.initpipeline.io.yaml).
+SHA256_PATTERN = "^[0-9a-fA-F]{64}$"
 _HOST_PORT = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?:[0-9]{1,5}$")
 
 
@@ -42,7 +44,7 @@ class _Model(BaseModel):
 
 
 def _dns_label(value: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
+    if len(value) > 63 or not DNS_LABEL.match(value):
         raise ValueError(f"{value!r} is not a DNS-1123 label (lower case, digits, '-')")
     return value
 
@@ -71,9 +73,14 @@ class ObjectRef(_Model):
     name: str
 
     @classmethod
-    def parse(cls, text: str, default_namespace: str) -> ObjectRef:
+    def parse(cls, text: str, default_namespace: str | None) -> ObjectRef:
         namespace, _, name = text.rpartition("/")
         return cls(namespace=namespace or default_namespace, name=name)
+
+    @property
+    def host(self) -> str:
+        """The Service's DNS name from inside a Pod: `name`, or `name.namespace.svc`."""
+        return f"{self.name}.{self.namespace}.svc" if self.namespace else self.name
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
@@ -189,10 +196,19 @@ class Download(_Model):
     url: str
     volume: str
     path: str = Field(min_length=1)
+    sha256: str | None = None  # hex digest the file must have (stored in lower case)
 
     _volume = field_validator("volume")(_dns_label)
     _path = field_validator("path")(_relative)
     _url_check = field_validator("url")(_url)
+    _sha256_check = field_validator("sha256")(
+        _must_match(SHA256_PATTERN, "must be a sha256 digest: 64 hexadecimal digits")
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
 
 
 class CopyAssets(_Model):
@@ -288,6 +304,11 @@ class Step(_Model):
     @property
     def targets(self) -> tuple[Target, ...]:
         return self.wait_for or ()
+
+    @property
+    def has_operator_targets(self) -> bool:
+        """True when the operator must release this wait step (service, job, resource)."""
+        return any(target.checked_by_operator for target in self.targets)
 
 
 class PipelineSpec(_Model):

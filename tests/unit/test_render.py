@@ -25,7 +25,7 @@ from initpipeline.names import (
     TOOLS_DIR,
     TOOLS_VOLUME,
 )
-from initpipeline.render import container_names, pod_name, render_pod, render_pods, spec_hash
+from initpipeline.render import pod_name, render_pod, render_pods, spec_hash
 from initpipeline.spec import Pipeline, StepType, parse_pipeline
 
 pytestmark = pytest.mark.unit
@@ -150,11 +150,15 @@ def test_example_volumes_are_added(example_pod: dict[str, Any]) -> None:
     }
 
 
-def test_container_names_map_back_to_steps(example: Pipeline, example_pod: dict[str, Any]) -> None:
-    mapping = container_names(example)
-    assert list(mapping) == [c["name"] for c in example_pod["spec"]["initContainers"]]
-    assert mapping[TOOLS_CONTAINER].name == "site"
-    assert all(mapping[step.name] is step for step in example.spec.steps)
+def test_init_containers_are_the_steps_with_tools_before_the_first_copy(
+    example: Pipeline, example_pod: dict[str, Any]
+) -> None:
+    names = [c["name"] for c in example_pod["spec"]["initContainers"]]
+    steps = [step.name for step in example.spec.steps]
+    first_copy = next(s.name for s in example.spec.steps if s.type is StepType.COPY_ASSETS)
+    assert first_copy == "site"
+    at = steps.index(first_copy)
+    assert names == [*steps[:at], TOOLS_CONTAINER, *steps[at:]]
 
 
 def test_example_snapshot(example: Pipeline) -> None:
@@ -258,7 +262,6 @@ def test_one_tools_container_for_many_copy_steps() -> None:
     pod = render_pod(pipeline, 0, IMAGE)
     names = [c["name"] for c in pod["spec"]["initContainers"]]
     assert names == ["first", TOOLS_CONTAINER, "css", "js"]
-    assert container_names(pipeline)[TOOLS_CONTAINER].name == "css"
     assert list(volumes(pod)) == ["web", TOOLS_VOLUME]
 
 
@@ -486,4 +489,4 @@ def test_every_step_type_renders() -> None:
     kinds = {step.type for step in pipeline.spec.steps}
     assert kinds == set(StepType)
     containers = init_containers(render_pod(pipeline, 0, IMAGE))
-    assert set(container_names(pipeline)) == set(containers)
+    assert set(containers) == {step.name for step in pipeline.spec.steps} | {TOOLS_CONTAINER}

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from initpipeline.messages import wait_report
 from initpipeline.names import SPEC_HASH_LABEL, TOOLS_CONTAINER
 from initpipeline.spec import Pipeline, parse_pipeline
 from initpipeline.status import (
@@ -27,7 +28,6 @@ from initpipeline.status import (
     status_changed,
     step_events,
     unparsed_status,
-    wait_report,
 )
 
 pytestmark = pytest.mark.unit
@@ -322,9 +322,13 @@ def test_wait_timeout_names_the_unmet_targets() -> None:
     assert (wait["state"], wait["exitCode"], wait["reason"]) == ("Failed", 124, "WaitTimeout")
     assert "waitingOn" not in wait
     assert kstatus(status) == ("False", "WaitTimeout", "False", "True")
+    assert wait["message"] == (
+        "WaitTimeout: tcp mysql:3306, service mydb port 5432, job db-migrate, "
+        "Certificate web-tls (Ready) not met after 300s"
+    )
     assert status["message"] == (
-        "step 1/6 wait-deps: timed out after 300s waiting for: tcp mysql:3306 (connection "
-        "refused); job db-migrate (not complete)"
+        "step 1/6 wait-deps: timed out after 300s waiting for tcp mysql:3306, "
+        "service mydb port 5432, job db-migrate, Certificate web-tls (Ready)"
     )
 
 
@@ -870,7 +874,10 @@ def test_sidecar_started_event_and_wait_timeout_warning() -> None:
     timeout = derive(pipeline(restartPolicy="Never"), [recorded("never-wait-timeout")])
     [event] = step_events(derive(pipeline(), []), timeout)
     assert (event.type, event.reason) == ("Warning", "WaitTimeout")
-    assert event.message.startswith("Step 1/6 wait-deps timed out: timed out after 300s")
+    assert event.message == (
+        "Step 1/6 wait-deps timed out after 300s waiting for tcp mysql:3306, "
+        "service mydb port 5432, job db-migrate, Certificate web-tls (Ready)"
+    )
 
 
 def test_pods_replaced_after_a_spec_change_post_no_events() -> None:

@@ -1,0 +1,176 @@
+"""The text the generated scripts print that the operator reads back: one owner per format.
+
+Each format has its writer here (the shell snippet or constant `scripts` puts into a
+script) next to its reader (the parser `status` calls), so the two cannot drift; the unit
+tests run the real scripts under busybox and parse their output with these readers.
+
+Formats:
+
+- Progress lines on stdout: `waiting: <label>: <why>` (`SAY_SH`), one per failed attempt.
+  Targets checked by the operator print `waiting: <label>: checked by the operator`
+  (`OPERATOR_PLACEHOLDER`) while the Pod waits for its release; that line only tells a
+  `kubectl logs` reader who checks the target, so `wait_report` drops it: the operator's
+  own finding is what the status shows. Read by `wait_report` / `report_lines`.
+- WaitTimeout termination message (wait and download steps, exit WAIT_TIMEOUT_EXIT_CODE):
+  `WaitTimeout: <labels, comma separated> not met after <N>s[: <last error>]`
+  (`wait_timeout_sh`); read by `parse_wait_timeout`, told to users by `timed_out`
+  as `timed out after <N>s waiting for <labels>[ (last error: <error>)]`.
+- ChecksumMismatch termination message (download with sha256, exit 1):
+  `ChecksumMismatch: sha256 of <url> is <actual>, expected <expected>`
+  (`checksum_mismatch_sh`); read by `termination_reason` (the step's reason becomes
+  ChecksumMismatch), `parse_checksum_mismatch`, and `failure_detail` (the message
+  without its reason, for the Ready message).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+WAITING_PREFIX: Final = "waiting:"
+OPERATOR_PLACEHOLDER: Final = "checked by the operator"
+WAIT_TIMEOUT: Final = "WaitTimeout"
+CHECKSUM_MISMATCH: Final = "ChecksumMismatch"
+MAX_WAITING_ON: Final = 20
+
+# --------------------------------------------------------------------------- progress lines
+
+# say LABEL WHY: one progress line.
+SAY_SH: Final = 'say() { printf \'waiting: %s: %s\\n\' "$1" "$2"; }\n'
+
+
+def say_placeholder_sh(quoted_label: str) -> str:
+    """The line an operator-checked target prints while the Pod waits for its release."""
+    return f"  say {quoted_label} '{OPERATOR_PLACEHOLDER}'\n"
+
+
+def _target_and_why(line: str) -> tuple[str, str]:
+    target, _, why = line[len(WAITING_PREFIX) :].strip().partition(": ")
+    return target, why
+
+
+def wait_report(log: str) -> str | None:
+    """The last round of `waiting: <target>: <why>` lines in the tail of a wait container's log.
+
+    Only the trailing run of `waiting:` lines counts (any other line, e.g. `ok: ...`, ends a
+    run); within it a target seen again starts a new round, so only the latest line per
+    target remains. The target is the text before the first ": " (as `Target.describe()`
+    writes it). Placeholder lines of operator-checked targets are left out. Returns the
+    lines joined by newlines, or None when none remain.
+    """
+    run: list[str] = []
+    for line in log.splitlines():
+        line = line.strip()
+        if line.startswith(WAITING_PREFIX):
+            run.append(line)
+        elif line:
+            run = []
+    round_: dict[str, str] = {}
+    for line in run:
+        key, why = _target_and_why(line)
+        if why == OPERATOR_PLACEHOLDER:
+            continue
+        if key in round_:
+            round_ = {}
+        round_[key] = line
+    lines = list(round_.values())[-MAX_WAITING_ON:]
+    return "\n".join(lines) if lines else None
+
+
+def report_lines(text: str | None) -> list[str]:
+    """The entries of a `wait_report` as `<target>: <why>`, placeholders left out."""
+    lines = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if line.startswith(WAITING_PREFIX):
+            if _target_and_why(line)[1] == OPERATOR_PLACEHOLDER:
+                continue
+            line = line[len(WAITING_PREFIX) :].strip()
+        if line:
+            lines.append(line)
+    return lines
+
+
+# --------------------------------------------------------------------------- WaitTimeout
+
+
+def wait_timeout_sh(labels: str, seconds: int, detail: str = "") -> str:
+    """A double-quoted shell word: the WaitTimeout message.
+
+    labels, detail: shell text valid inside double quotes (e.g. `$missing`, `${why:+: $why}`,
+    or a quoted word spliced in as `"'text'"`).
+    """
+    return f'"{WAIT_TIMEOUT}: {labels} not met after {seconds}s{detail}"'
+
+
+_WAIT_TIMEOUT: Final = re.compile(
+    rf"^{WAIT_TIMEOUT}: (?P<labels>.+?) not met after (?P<seconds>\d+)s(?:: (?P<detail>.*))?$"
+)
+
+
+@dataclass(frozen=True)
+class WaitTimedOut:
+    labels: str  # `tcp db:5432, dns cache`, as the script wrote them
+    seconds: int
+    detail: str = ""  # a download's last error
+
+
+def parse_wait_timeout(message: str | None) -> WaitTimedOut | None:
+    """The WaitTimeout termination message, or None when `message` is not one."""
+    found = _WAIT_TIMEOUT.match((message or "").strip())
+    if found is None:
+        return None
+    return WaitTimedOut(found["labels"], int(found["seconds"]), found["detail"] or "")
+
+
+def timed_out(timeout: WaitTimedOut) -> str:
+    """What users read: `timed out after 5s waiting for tcp db:5432`."""
+    text = f"timed out after {timeout.seconds}s waiting for {timeout.labels}"
+    return f"{text} (last error: {timeout.detail})" if timeout.detail else text
+
+
+# --------------------------------------------------------------------------- ChecksumMismatch
+
+
+def checksum_mismatch_sh(quoted_url: str, actual: str, expected: str) -> str:
+    """A shell word: the ChecksumMismatch message (`actual`/`expected`: shell expressions
+    valid inside double quotes, e.g. `$got`)."""
+    return f'"{CHECKSUM_MISMATCH}: sha256 of "{quoted_url}" is {actual}, expected {expected}"'
+
+
+_CHECKSUM: Final = re.compile(
+    rf"^{CHECKSUM_MISMATCH}: sha256 of (?P<url>.+) is (?P<actual>[0-9a-f]*), "
+    r"expected (?P<expected>[0-9a-f]{64})$"
+)
+
+
+@dataclass(frozen=True)
+class ChecksumMismatch:
+    url: str
+    actual: str
+    expected: str
+
+
+def parse_checksum_mismatch(message: str | None) -> ChecksumMismatch | None:
+    found = _CHECKSUM.match((message or "").strip())
+    if found is None:
+        return None
+    return ChecksumMismatch(found["url"], found["actual"], found["expected"])
+
+
+def termination_reason(message: str | None) -> str | None:
+    """The reason a script's termination message gives for a failed step, if any.
+
+    (A timed-out wait step is told by its exit code, WAIT_TIMEOUT_EXIT_CODE.)
+    """
+    return CHECKSUM_MISMATCH if parse_checksum_mismatch(message) is not None else None
+
+
+def failure_detail(reason: str | None, message: str | None) -> str:
+    """A failed step's message without the `<reason>: ` its script put in front (the
+    reason is shown next to it): `ChecksumMismatch: sha256 of ...` -> `sha256 of ...`."""
+    text = message or ""
+    if reason in (CHECKSUM_MISMATCH,) and text.startswith(f"{reason}: "):
+        return text[len(reason) + 2 :]
+    return text

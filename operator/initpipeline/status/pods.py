@@ -1,0 +1,149 @@
+"""One Pod of a pipeline as the status sees it: its steps, readiness, and which Pod stands
+for the pipeline.
+
+Current Pods (`revisions.is_current`) are the only ones counted. The representative Pod,
+whose steps `steps[]`, `progress` and `currentStep` describe, is the least advanced one: a
+Pod with a failed step first (it cannot progress until retried), then the fewest finished
+steps, then not Ready, then by name. A step is finished when it Succeeded; a sidecar once
+it started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from initpipeline.fields import as_int, as_mapping, as_str, find_condition
+from initpipeline.names import TOOLS_CONTAINER
+from initpipeline.revisions import is_current
+from initpipeline.spec import Pipeline, StepType
+from initpipeline.status.kubelet import STARTING, StepView, step_view, with_tools
+from initpipeline.status.states import StepState
+from initpipeline.status.text import one_line
+
+
+def pod_condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
+    return find_condition(pod.get("status"), type_) or {}
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    phase: str
+    ready: bool
+    scheduled: bool
+    steps: tuple[StepView, ...]
+    restarts: int
+    raw: Mapping[str, Any]
+
+    @property
+    def finished(self) -> int:
+        return sum(view.finished for view in self.steps)
+
+    @property
+    def current(self) -> int | None:
+        """Index of the first unfinished step, None when all are finished."""
+        return next((i for i, view in enumerate(self.steps) if not view.finished), None)
+
+    @property
+    def failed(self) -> int | None:
+        return next(
+            (i for i, view in enumerate(self.steps) if view.state is StepState.FAILED), None
+        )
+
+    def rank(self) -> tuple[bool, int, bool, str]:
+        """Sort key: the least advanced Pod first."""
+        return (self.failed is None, self.finished, self.ready, self.name)
+
+
+def _main_containers_done(pod: Mapping[str, Any]) -> bool:
+    """Every main container terminated and none will be restarted: the Pod is finishing
+    (the kubelet then stops the sidecars, which may exit non-zero, e.g. 137 or 143)."""
+    policy = as_mapping(pod.get("spec")).get("restartPolicy") or "Always"
+    entries = [as_mapping(e) for e in as_mapping(pod.get("status")).get("containerStatuses") or ()]
+    ended = [as_mapping(as_mapping(e.get("state")).get("terminated")) for e in entries]
+    if not entries or not all(ended) or policy == "Always":
+        return False
+    return policy == "Never" or all(as_int(t.get("exitCode")) == 0 for t in ended)
+
+
+def pod_view(pipeline: Pipeline, pod: Mapping[str, Any]) -> PodView:
+    status = as_mapping(pod.get("status"))
+    phase = as_str(status.get("phase")) or "Pending"
+    finishing = _main_containers_done(pod)
+    statuses = {
+        as_mapping(entry).get("name"): as_mapping(entry)
+        for entry in status.get("initContainerStatuses") or ()
+    }
+    tools = statuses.get(TOOLS_CONTAINER)
+    first_copy = next((s.name for s in pipeline.spec.steps if s.type is StepType.COPY_ASSETS), None)
+    views = []
+    for step in pipeline.spec.steps:
+        view = step_view(step, statuses.get(step.name), phase, finishing)
+        if step.name == first_copy and tools is not None:
+            view = with_tools(view, step_view(step, tools, phase))
+        views.append(view)
+    restarts = sum(
+        as_int(as_mapping(entry).get("restartCount")) or 0
+        for key in ("initContainerStatuses", "containerStatuses")
+        for entry in status.get(key) or ()
+    )
+    return PodView(
+        name=as_str(as_mapping(pod.get("metadata")).get("name")) or "",
+        phase=phase,
+        ready=pod_condition(pod, "Ready").get("status") == "True",
+        scheduled=pod_condition(pod, "PodScheduled").get("status") == "True",
+        steps=tuple(views),
+        restarts=restarts,
+        raw=pod,
+    )
+
+
+@dataclass(frozen=True)
+class Pods:
+    """The current Pods (by name), how many others there are, and the representative."""
+
+    current: list[PodView]
+    others: int
+    rep: PodView | None
+
+
+def current_pods(
+    pipeline: Pipeline, pods: Sequence[Mapping[str, Any]], current_hash: str | None
+) -> Pods:
+    current = sorted(
+        (pod_view(pipeline, pod) for pod in pods if is_current(pipeline, pod, current_hash)),
+        key=lambda view: view.name,
+    )
+    rep = min(current, key=PodView.rank) if current else None
+    return Pods(current, len(pods) - len(current), rep)
+
+
+def container_problem(pod: Mapping[str, Any]) -> str:
+    """The first main container that is failing or cannot start, as one short line."""
+    for entry in as_mapping(pod.get("status")).get("containerStatuses") or ():
+        entry = as_mapping(entry)
+        name = entry.get("name")
+        state = as_mapping(entry.get("state"))
+        waiting = as_mapping(state.get("waiting"))
+        terminated = as_mapping(state.get("terminated"))
+        last = as_mapping(as_mapping(entry.get("lastState")).get("terminated"))
+        if waiting.get("reason") == "CrashLoopBackOff" and last:
+            detail = f"exit code {last.get('exitCode')}, restarted {entry.get('restartCount', 0)}"
+            message = one_line(last.get("message"))
+            return f"container {name}: CrashLoopBackOff ({detail})" + (
+                f": {message}" if message else ""
+            )
+        if waiting and waiting.get("reason") not in STARTING:
+            message = one_line(waiting.get("message"))
+            return f"container {name}: {waiting.get('reason')}" + (
+                f": {message}" if message else ""
+            )
+        if terminated and as_int(terminated.get("exitCode")) not in (0, None):
+            message = one_line(terminated.get("message"))
+            return (
+                f"container {name}: exit code {terminated.get('exitCode')} "
+                f"({terminated.get('reason') or 'Error'})" + (f": {message}" if message else "")
+            )
+    return ""
