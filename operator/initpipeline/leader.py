@@ -19,6 +19,7 @@ duration covers slow API calls, not frozen processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import random
@@ -33,7 +34,7 @@ from typing import Any
 import httpx2 as httpx
 
 from initpipeline import metrics
-from initpipeline.kube import LEASES, ApiError, Kube, Obj
+from initpipeline.kube import LEASES, ApiError, Kube, Obj, WatchExpired
 from initpipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 # A candidate waits retry period * (1 + up to JITTER) between attempts, so that candidates
 # started together do not ask in lockstep (client-go's JitterFactor).
 JITTER = 1.2
+# A watch of the Lease that failed is tried again this much later (polling goes on meanwhile).
+WATCH_BACKOFF_SECONDS = 30.0
 _TRANSIENT = (ApiError, httpx.HTTPError, TimeoutError)
 
 
@@ -169,24 +172,13 @@ class Elector:
         if self.leading:
             return
         log.info("Standing by for the Lease %s/%s as %s", self.namespace, self.name, self.identity)
-        seen_holder: str | None = None
-        last_error = ""
-        while True:
-            try:
-                async with asyncio.timeout(self._deadline):
-                    decision = await self._round()
-            except _TRANSIENT as error:
-                if str(error) != last_error:  # once per kind of failure, not every retry
-                    log.warning("Reading the Lease %s failed: %r", self._path, error)
-                    last_error = str(error)
-            else:
-                if decision in (Decision.ACQUIRE, Decision.RENEW):
-                    break
-                holder = self._record().holder if self._lease is not None else ""
-                if holder != seen_holder:
-                    log.info("The Lease %s/%s is held by %r", self.namespace, self.name, holder)
-                    seen_holder = holder
-            await asyncio.sleep(self._retry * (1 + random.random() * JITTER))
+        changed = asyncio.Event()
+        watching = asyncio.create_task(self._watch(changed), name="lease watch")
+        try:
+            await self._wait_for_lease(changed)
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
         record = self._record()
         log.info(
             "Leading: acquired the Lease %s/%s as %s (transitions: %d)",
@@ -197,6 +189,52 @@ class Elector:
         )
         metrics.set_leader(True)
         self._renewing = asyncio.create_task(self._keep(), name="lease renewal")
+
+    async def _wait_for_lease(self, changed: asyncio.Event) -> None:
+        seen_holder: str | None = None
+        last_error = ""
+        while True:
+            changed.clear()
+            try:
+                async with asyncio.timeout(self._deadline):
+                    decision = await self._round()
+            except _TRANSIENT as error:
+                if str(error) != last_error:  # once per kind of failure, not every retry
+                    log.warning("Reading the Lease %s failed: %r", self._path, error)
+                    last_error = str(error)
+            else:
+                if decision in (Decision.ACQUIRE, Decision.RENEW):
+                    return
+                holder = self._record().holder
+                if holder != seen_holder:
+                    log.info("The Lease %s/%s is held by %r", self.namespace, self.name, holder)
+                    seen_holder = holder
+            # Look again when the Lease changes (a release is taken over at once), when it
+            # expires by our clock, and every retry period anyway (the watch may be down).
+            timeout = self._retry * (1 + random.random() * JITTER)
+            if self._lease is not None:
+                expiry = self._observed_at + self._record().duration_seconds - self._clock()
+                timeout = min(timeout, max(expiry, 0.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout)
+
+    async def _watch(self, changed: asyncio.Event) -> None:
+        """Set `changed` on every change of the Lease, so that a standby sees each renewal when
+        it happens (its expiry count starts then) and a release at once."""
+        reported = False
+        while True:
+            version = (self._lease or {}).get("metadata", {}).get("resourceVersion", "")
+            try:
+                async for _, lease in self.kube.watch(LEASES.path(self.namespace), version):
+                    if lease.get("metadata", {}).get("name") == self.name:
+                        changed.set()
+            except WatchExpired:
+                continue
+            except _TRANSIENT as error:
+                if not reported:  # e.g. no `watch` on leases: polling alone still works
+                    log.warning("Watching the Lease failed, looking every retry period: %r", error)
+                    reported = True
+                await asyncio.sleep(WATCH_BACKOFF_SECONDS)
 
     async def close(self) -> None:
         """Stop renewing and release the Lease (if held), then close the API client."""

@@ -7,12 +7,14 @@ import asyncio
 import copy
 import dataclasses
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from initpipeline import metrics
+from initpipeline.kube import ApiError
 from initpipeline.leader import (
     Decision,
     Elector,
@@ -172,6 +174,13 @@ class FakeLeases:
             self.written.clear()
             await self.written.wait()
 
+    async def watch(
+        self, path: str, resource_version: str, seconds: int = 300
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        while True:
+            await self.wait_writes(len(self.writes) + 1)
+            yield "MODIFIED", copy.deepcopy(self.objects["lease"])
+
     async def get(self, path: str) -> dict[str, Any] | None:
         obj = self.objects.get(path.rsplit("/", 1)[1])
         return copy.deepcopy(obj) if obj else None
@@ -278,3 +287,22 @@ async def test_a_leader_that_cannot_renew_within_the_deadline_loses() -> None:
     assert a.elector._renewing is not None
     await asyncio.wait_for(a.elector._renewing, timeout=5)
     assert a.lost == ["no renewal succeeded for 0.5s"]
+
+
+async def test_without_a_watch_a_standby_still_finds_the_release_by_looking_again() -> None:
+    class Unwatchable(FakeLeases):
+        async def watch(  # type: ignore[override]
+            self, path: str, resource_version: str, seconds: int = 300
+        ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+            raise ApiError(403, "Forbidden", 'cannot watch resource "leases"')
+            yield  # an async generator, as Kube.watch
+
+    leases = Unwatchable()
+    a, b = Candidate(leases, "a"), Candidate(leases, "b")
+    await a.elector.acquire()
+    waiting = asyncio.create_task(b.elector.acquire())
+    await asyncio.wait_for(leases.wait_writes(2), timeout=5)
+    await a.elector.release()
+    await asyncio.wait_for(waiting, timeout=5)
+    assert leases.holder() == b.elector.identity
+    await b.elector.release()
