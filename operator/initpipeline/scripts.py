@@ -529,7 +529,8 @@ def tools_script(
   fail {_q(static_hint)}
 fi
 rm -f {_q(target)}
-out=$(cp {_q(busybox)} {_q(target)} 2>&1) || fail "CopyAssets: cannot copy busybox: $out"
+run cp {_q(busybox)} {_q(target)} >"$scratch" 2>&1 ||
+  fail "CopyAssets: cannot copy busybox: $(cat "$scratch")"
 chmod 0555 {_q(target)}
 {_q(target)} true || fail {_q(f"CopyAssets: {target} does not run")}
 printf '%s\\n' {_q(f"{busybox} copied to {target} for copyAssets steps")} 2>/dev/null >"$tlog"

@@ -8,6 +8,7 @@ progress lines, termination messages, files.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.server
 import os
 import re
@@ -21,23 +22,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from initpipeline import scripts
-from initpipeline.names import WAIT_TIMEOUT_EXIT_CODE
-from initpipeline.spec import CopyAssets, Download, PrepareVolume, Step
+from initpipeline import messages, scripts
+from initpipeline.names import PIPELINE_LABEL, WAIT_TIMEOUT_EXIT_CODE
+from initpipeline.spec import CopyAssets, Download, PrepareVolume, Step, parse_pipeline
+from initpipeline.status import derive_status, step_events
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
-pytestmark = [
-    pytest.mark.unit,
-    pytest.mark.skipif(
-        not os.access(BUSYBOX, os.X_OK), reason="needs busybox (apt-get install busybox-static)"
-    ),
-]
+pytestmark = pytest.mark.unit
+
+if not os.access(BUSYBOX, os.X_OK):
+    if os.environ.get("CI") == "true":
+        pytest.fail("busybox is missing: .ci/run installs busybox-static", pytrace=False)
+    pytest.skip("needs busybox (apt-get install busybox-static)", allow_module_level=True)
 
 
 @dataclass
@@ -76,7 +79,11 @@ def run(tmp_path: Path, applets: Path) -> Iterator[Runner]:
         argv0: list[str] | None = None,
         tlog: Path | None = None,
         user: int | None = None,
+        reached: Callable[[], None] | None = None,
     ) -> Run:
+        """Run `script` to its end (at most `limit` seconds). With `reached`: once it
+        returns (the script is in its long command), send SIGTERM to the shell alone, as
+        the kubelet does to a container's PID 1."""
         log = tmp_path / "output.log"
         tlog = tlog or tmp_path / "termination-log"
         begin = time.monotonic()
@@ -93,6 +100,9 @@ def run(tmp_path: Path, applets: Path) -> Iterator[Runner]:
                 extra_groups=[] if user is not None else None,
             )
             started.append(proc)
+            if reached is not None:
+                reached()
+                proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=limit)
         seconds = time.monotonic() - begin
         message = tlog.read_text() if tlog.exists() else ""
@@ -134,6 +144,7 @@ class PortLater:
         self.sock.bind(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
         self.held: list[socket.socket] = []
+        self.accepted = threading.Event()  # set once a client is connected
 
     def open(self) -> None:
         self.sock.listen(16)
@@ -146,6 +157,7 @@ class PortLater:
             except OSError:
                 return
             self.held.append(conn)  # never answers, never hangs up
+            self.accepted.set()
 
     def close(self) -> None:
         for conn in self.held:
@@ -694,3 +706,270 @@ def test_command_attempts_are_bounded(
     result = run(scripts.wait_script(step, termination_log=tlog))
     assert result.code == WAIT_TIMEOUT_EXIT_CODE
     assert "waiting: command sleep 30: no exit within 1s" in result.lines("waiting:")
+
+
+# --- SIGTERM: a deleted Pod's step exits at once ----------------------------------------
+# Each script is stopped while it is in its longest command; the kubelet sends SIGTERM to
+# the container's PID 1 (the shell) only. `reached` returns once the script is observably
+# in that command; `limit` bounds the wait for the exit (TimeoutExpired fails the test).
+
+STOP_LIMIT = 5
+
+
+def reached_file(path: Path, within: float = 20) -> Callable[[], None]:
+    """Returns once `path` exists (the script's long command created it)."""
+
+    def wait() -> None:
+        deadline = time.monotonic() + within
+        while not path.exists():
+            assert time.monotonic() < deadline, f"{path} never appeared"
+            time.sleep(0.02)
+
+    return wait
+
+
+def slow(name: str, marker: Path) -> str:
+    """A shell function, to put in front of a script, that stands for a slow `name` command
+    (a large tree, a slow network filesystem): it says it started, then takes 60 s."""
+    return f"{name}() {{ : >{marker}; sleep 60; }}\n"
+
+
+def test_download_stops_on_sigterm_while_wget_waits_for_the_server(
+    run: Runner, tmp_path: Path, tlog: str, port_later: PortLater
+) -> None:
+    port_later.open()  # accepts and never answers: wget waits up to its 900 s attempt limit
+    download = Download(url=f"http://127.0.0.1:{port_later.port}/big", volume="v", path="big")
+    script = scripts.download_script(download, target_dir=str(tmp_path), termination_log=tlog)
+    result = run(
+        script,
+        limit=STOP_LIMIT,
+        reached=lambda: assert_set(port_later.accepted),
+    )
+    assert result.code == 143
+    assert not list(tmp_path.glob(".big.initpipeline-tmp*"))  # the partial file is gone
+
+
+def assert_set(event: threading.Event, within: float = 20) -> None:
+    assert event.wait(within), "the script never connected"
+
+
+def test_download_stops_on_sigterm_during_its_backoff(
+    run: Runner, tmp_path: Path, tlog: str, web: Web
+) -> None:
+    web.set(500)
+    download = Download(url=web.url + "/x", volume="v", path="x")
+    script = scripts.download_script(download, target_dir=str(tmp_path), termination_log=tlog)
+    marker = tmp_path / "sleeping"
+    # the backoff's sleep announces itself, then sleeps as long as the real one may
+    script = script.replace("set -u\n", "set -u\n" + slow("sleep", marker), 1)
+    result = run(script, limit=STOP_LIMIT, reached=reached_file(marker))
+    assert result.code == 143
+    assert "waiting: download " in result.output
+
+
+def test_wait_stops_on_sigterm_while_a_check_runs(run: Runner, tmp_path: Path, tlog: str) -> None:
+    marker = tmp_path / "checking"
+    step = wait_step([{"command": ["sh", "-c", f": >{marker}; sleep 60"]}])
+    result = run(
+        scripts.wait_script(step, termination_log=tlog),
+        limit=STOP_LIMIT,
+        reached=reached_file(marker),
+    )
+    assert result.code == 143
+
+
+def test_copy_assets_stops_on_sigterm_while_copying(
+    run: Runner, tmp_path: Path, tlog: str, tools: Path
+) -> None:
+    source = tmp_path / "dist"
+    source.mkdir()
+    (source / "a.js").write_text("a")
+    marker = tmp_path / "copying"
+    wrapper = tmp_path / "busybox-wrapper"  # `$bb cp` announces itself, then takes 60 s
+    wrapper.write_text(
+        f'#!{BUSYBOX} sh\nif [ "$1" = cp ]; then : >{marker}; exec {BUSYBOX} sleep 60; fi\n'
+        f'exec {tools} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    copy = CopyAssets.model_validate({"image": "a:1", "from": str(source), "volume": "v"})
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    script = scripts.copy_assets_script(
+        copy, busybox=str(wrapper), target_dir=str(volume), termination_log=tlog
+    )
+    result = run(
+        script, limit=STOP_LIMIT, argv0=[str(tools), "sh", "-c"], reached=reached_file(marker)
+    )
+    assert result.code == 143
+
+
+@pytest.mark.parametrize("command", ["mkdir", "chown", "chmod"])
+def test_prepare_volume_stops_on_sigterm(
+    run: Runner, tmp_path: Path, tlog: str, command: str
+) -> None:
+    marker = tmp_path / "preparing"
+    prepare = PrepareVolume(volume="data", path="d", mode="0750", owner="0:0")
+    script = scripts.prepare_volume_script(prepare, target_dir=str(tmp_path), termination_log=tlog)
+    mkdir = "" if command == "mkdir" else "mkdir() { :; }\n"
+    others = "".join(f"{name}() {{ :; }}\n" for name in ("chown", "chmod") if name != command)
+    result = run(
+        slow(command, marker) + mkdir + others + script,
+        limit=STOP_LIMIT,
+        reached=reached_file(marker),
+    )
+    assert result.code == 143
+
+
+def test_tools_stop_on_sigterm_while_copying_busybox(
+    run: Runner, tmp_path: Path, tlog: str
+) -> None:
+    marker = tmp_path / "copying"
+    script = scripts.tools_script(BUSYBOX, str(tmp_path), termination_log=tlog)
+    result = run(slow("cp", marker) + script, limit=STOP_LIMIT, reached=reached_file(marker))
+    assert result.code == 143
+
+
+# --- writer and reader together: what the script writes is what the status tells ----------
+
+
+def one_step_pipeline(step: dict[str, Any]) -> Any:
+    return parse_pipeline(
+        {
+            "metadata": {"name": "p", "namespace": "ns", "generation": 1},
+            "spec": {
+                "steps": [step],
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "app", "image": "app:1"}],
+                    }
+                },
+            },
+        }
+    )
+
+
+def pod_of(step: str, state: dict[str, Any], phase: str = "Pending") -> dict[str, Any]:
+    """A Pod whose only init container is in `state`, shaped as the kubelet writes it."""
+    return {
+        "metadata": {"name": "p-0", "labels": {PIPELINE_LABEL: "p"}},
+        "spec": {"restartPolicy": "Never"},
+        "status": {
+            "phase": phase,
+            "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "initContainerStatuses": [{"name": step, "restartCount": 0, "state": state}],
+        },
+    }
+
+
+def terminated(result: Run) -> dict[str, Any]:
+    """The kubelet's `terminated` state of a container that ran `result`."""
+    return {
+        "terminated": {
+            "exitCode": result.code,
+            "reason": "Error",
+            "message": result.message + "\n",
+            "startedAt": "2026-11-25T10:00:00Z",
+            "finishedAt": "2026-11-25T10:00:02Z",
+        }
+    }
+
+
+NOW = datetime(2026, 11, 25, 10, 1, tzinfo=UTC)
+
+
+def test_wait_timeout_reads_the_same_in_the_status_and_the_event(run: Runner, tlog: str) -> None:
+    target = f"127.0.0.1:{free_port()}"
+    body = {"name": "wait-db", "timeoutSeconds": 2, "waitFor": [{"tcp": target}]}
+    step = Step.model_validate(body)
+    result = run(scripts.wait_script(step, termination_log=tlog))
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE
+    assert result.message == f"WaitTimeout: tcp {target} not met after 2s"
+
+    pipeline = one_step_pipeline(body)
+    status = derive_status(
+        pipeline, [pod_of("wait-db", terminated(result), "Failed")], {}, None, NOW
+    )
+    assert status["steps"][0]["reason"] == "WaitTimeout"
+    assert status["steps"][0]["message"] == f"WaitTimeout: tcp {target} not met after 2s"
+    assert status["message"] == f"step 1/1 wait-db: timed out after 2s waiting for tcp {target}"
+    [event] = step_events(None, status)
+    assert event.message == f"Step 1/1 wait-db timed out after 2s waiting for tcp {target}"
+
+
+def test_operator_placeholder_lines_never_reach_the_status(
+    run: Runner, tmp_path: Path, tlog: str
+) -> None:
+    """The Pod prints `job migrate: checked by the operator` while it waits for its release;
+    the status shows the operator's own finding only."""
+    body = {"name": "wait-db", "timeoutSeconds": 2, "waitFor": [{"job": "migrate"}]}
+    step = Step.model_validate(body)
+    result = run(
+        scripts.wait_script(step, termination_log=tlog, signal_path=str(tmp_path / "released"))
+    )
+    assert "waiting: job migrate: checked by the operator" in result.lines("waiting:")
+    report = messages.wait_report(result.output.rsplit("WaitTimeout", 1)[0])
+    assert report is None
+
+    running = {"running": {"startedAt": "2026-11-25T10:00:00Z"}}
+    pipeline = one_step_pipeline(body)
+    status = derive_status(
+        pipeline,
+        [pod_of("wait-db", running)],
+        {"wait-db": ["job migrate: job does not exist"]},
+        None,
+        NOW,
+        # even when handed the raw lines, not wait_report()'s answer
+        wait_reports={("p-0", "wait-db"): "\n".join(result.lines("waiting:"))},
+    )
+    assert status["steps"][0]["waitingOn"] == ["job migrate: job does not exist"]
+    assert status["message"] == "step 1/1 wait-db: waiting for job migrate: job does not exist"
+
+
+def test_download_with_the_right_sha256_keeps_the_file(
+    run: Runner, tmp_path: Path, tlog: str, web: Web
+) -> None:
+    content = b"worker_processes 1;\n"
+    web.set(200, content)
+    digest = hashlib.sha256(content).hexdigest()
+    download = Download(url=web.url + "/f", volume="v", path="f", sha256=digest.upper())
+    result = run(scripts.download_script(download, target_dir=str(tmp_path), termination_log=tlog))
+    assert result.code == 0, result.output
+    assert (tmp_path / "f").read_bytes() == content
+    assert result.message == f"downloaded {web.url}/f ({len(content)} bytes)"
+
+
+def test_download_with_a_wrong_sha256_fails_naming_both_digests(
+    run: Runner, tmp_path: Path, tlog: str, web: Web
+) -> None:
+    web.set(200, b"tampered")
+    actual = hashlib.sha256(b"tampered").hexdigest()
+    expected = "0" * 64
+    body = {
+        "name": "fetch",
+        "download": {"url": web.url + "/f", "volume": "v", "path": "f", "sha256": expected},
+    }
+    step = Step.model_validate(body)
+    assert step.download is not None
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    result = run(
+        scripts.download_script(step.download, target_dir=str(volume), termination_log=tlog)
+    )
+    assert result.code == 1
+    assert result.message == (
+        f"ChecksumMismatch: sha256 of {web.url}/f is {actual}, expected {expected}"
+    )
+    assert os.listdir(volume) == []  # neither the file nor a temporary one
+
+    status = derive_status(
+        one_step_pipeline(body), [pod_of("fetch", terminated(result), "Failed")], {}, None, NOW
+    )
+    assert (status["steps"][0]["reason"], status["steps"][0]["exitCode"]) == (
+        "ChecksumMismatch",
+        1,
+    )
+    assert status["message"] == (
+        f"step 1/1 fetch: exit code 1 (ChecksumMismatch): sha256 of {web.url}/f is {actual}, "
+        f"expected {expected}"
+    )
