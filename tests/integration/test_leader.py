@@ -305,3 +305,48 @@ def test_a_leader_whose_lease_is_taken_exits_at_once(
     assert a.process.wait(timeout=30) == 1
     assert "Lost the Lease" in a.text()
     assert holder(kubectl, namespace) == "usurper"  # not released: it was not ours any more
+
+
+def test_a_failover_in_the_middle_of_creating_pods_duplicates_and_orphans_nothing(
+    replicas: Start, kubectl: Kubectl, namespace: str
+) -> None:
+    """20 pipelines (40 Pods) applied at once; the leader is killed as it creates them."""
+    names = [f"p{index:02d}" for index in range(20)]
+    docs = []
+    for name in names:
+        doc = yaml.safe_load(PIPELINE)
+        doc["metadata"]["name"] = name
+        docs.append(doc)
+    a = replicas("a")
+    eventually(lambda: leads(kubectl, namespace, a))
+    b = replicas("b")
+    eventually(lambda: stands_by(b))
+    kubectl("apply", "-f", "-", namespace=namespace, input=yaml.safe_dump_all(docs))
+    since = time.monotonic()  # the leader is busy creating Pods right now
+    a.process.send_signal(signal.SIGKILL)
+    assert a.process.wait(timeout=30) == -signal.SIGKILL
+    at_kill = len(pods(kubectl, namespace))
+    seconds = takeover(kubectl, namespace, b, since)
+
+    def converged() -> bool:
+        items = get(kubectl, namespace, "initpipelines")["items"]
+        return len(items) == 20 and all(
+            (item.get("status") or {}).get("observedGeneration") == 1
+            and len((item.get("status") or {}).get("pods", [])) == 2
+            for item in items
+        )
+
+    eventually(converged, timeout=120)
+    print(
+        f"\nkilled with {at_kill}/40 Pods created; takeover {seconds:.2f}s, all 20 pipelines "
+        f"reconciled {time.monotonic() - since:.2f}s after the kill"
+    )
+    uids = {
+        i["metadata"]["name"]: i["metadata"]["uid"] for i in get(kubectl, namespace, "ipl")["items"]
+    }
+    owners = [
+        (ref["name"], ref["uid"])
+        for pod in pods(kubectl, namespace)
+        for ref in pod["metadata"]["ownerReferences"]
+    ]
+    assert sorted(owners) == sorted((name, uids[name]) for name in names for _ in range(2))
