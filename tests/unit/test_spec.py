@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from initpipeline.spec import InvalidSpec, StepType, TargetKind, parse_pipeline
+from initpipeline.spec import SHA256_PATTERN, InvalidSpec, StepType, TargetKind, parse_pipeline
 
 pytestmark = pytest.mark.unit
 
 EXAMPLE = yaml.safe_load((Path(__file__).parents[1] / "data" / "api-example.yaml").read_text())
+CRD = Path(__file__).parents[2] / "crds" / "initpipelines.initpipeline.io.yaml"
 
 
 def test_the_api_example_parses_with_every_step_type() -> None:
@@ -92,6 +93,16 @@ def steps(body: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         (lambda b: b["spec"].update(replicas=-1), "spec.replicas", "greater than or equal to 0"),
         (
+            lambda b: steps(b)[1]["download"].update(sha256="abc"),
+            "spec.steps[1].download.sha256",
+            "'abc' must be a sha256 digest: 64 hexadecimal digits",
+        ),
+        (
+            lambda b: steps(b)[1]["download"].update(sha256="g" * 64),
+            "spec.steps[1].download.sha256",
+            "must be a sha256 digest: 64 hexadecimal digits",
+        ),
+        (
             lambda b: b["spec"]["template"]["metadata"]["labels"].update(
                 {"initpipeline.io/pipeline": "other"}
             ),
@@ -109,3 +120,15 @@ def test_invalid_specs_name_the_field(
         parse_pipeline(body)
     assert raised.value.field == field
     assert message in raised.value.message
+
+
+def test_download_sha256_is_kept_in_lower_case_and_matches_the_crd_pattern() -> None:
+    body = copy.deepcopy(EXAMPLE)
+    steps(body)[1]["download"]["sha256"] = "AB" * 32
+    download = parse_pipeline(body).spec.steps[1].download
+    assert download is not None
+    assert download.sha256 == "ab" * 32
+    crd = yaml.safe_load(CRD.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    step = schema["properties"]["spec"]["properties"]["steps"]["items"]
+    assert step["properties"]["download"]["properties"]["sha256"]["pattern"] == SHA256_PATTERN
