@@ -161,9 +161,15 @@ class Kube:
         return body.get("items", []), body["metadata"].get("resourceVersion", "")
 
     async def watch(
-        self, path: str, resource_version: str, label_selector: str = "", seconds: int = 300
+        self,
+        path: str,
+        resource_version: str,
+        label_selector: str = "",
+        seconds: int = 300,
+        field_selector: str = "",
     ) -> AsyncIterator[tuple[str, Obj]]:
-        """(event type, object) pairs until the server ends the watch; bookmarks skipped."""
+        """(event type, object) pairs until the server ends the watch; bookmarks skipped.
+        `field_selector="metadata.name=N"` watches one object: RBAC limited to N allows it."""
         params = {
             "watch": "true",
             "resourceVersion": resource_version,
@@ -172,6 +178,8 @@ class Kube:
         }
         if label_selector:
             params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
         request_timeout = httpx.Timeout(30.0, read=seconds + 30.0)
         async with self._http.stream(
             "GET", path, params=params, timeout=request_timeout

@@ -225,9 +225,12 @@ class Elector:
         while True:
             version = (self._lease or {}).get("metadata", {}).get("resourceVersion", "")
             try:
-                async for _, lease in self.kube.watch(LEASES.path(self.namespace), version):
-                    if lease.get("metadata", {}).get("name") == self.name:
-                        changed.set()
+                async for _ in self.kube.watch(
+                    LEASES.path(self.namespace),
+                    version,
+                    field_selector=f"metadata.name={self.name}",
+                ):
+                    changed.set()
             except WatchExpired:
                 continue
             except _TRANSIENT as error:

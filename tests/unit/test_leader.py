@@ -175,8 +175,9 @@ class FakeLeases:
             await self.written.wait()
 
     async def watch(
-        self, path: str, resource_version: str, seconds: int = 300
+        self, path: str, resource_version: str, field_selector: str
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        assert field_selector == "metadata.name=lease"
         while True:
             await self.wait_writes(len(self.writes) + 1)
             yield "MODIFIED", copy.deepcopy(self.objects["lease"])
@@ -292,7 +293,7 @@ async def test_a_leader_that_cannot_renew_within_the_deadline_loses() -> None:
 async def test_without_a_watch_a_standby_still_finds_the_release_by_looking_again() -> None:
     class Unwatchable(FakeLeases):
         async def watch(  # type: ignore[override]
-            self, path: str, resource_version: str, seconds: int = 300
+            self, path: str, resource_version: str, field_selector: str
         ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
             raise ApiError(403, "Forbidden", 'cannot watch resource "leases"')
             yield  # an async generator, as Kube.watch
