@@ -21,7 +21,9 @@ official busybox images):
   (`myservice` in a Pod: `Name: myservice.<ns>.svc.cluster.local`, then NXDOMAIN for
   `myservice.svc.cluster.local` ...), so a `Name:` line in its output counts as resolved.
 
-Output protocol (read by users in `kubectl logs` and by `initpipeline.status`):
+Output protocol (read by users in `kubectl logs`; the formats the operator reads back,
+`waiting:` lines and the WaitTimeout and ChecksumMismatch messages, are owned by
+`initpipeline.messages`, which holds their writers and readers):
 
 - While a target does not hold: one line per attempt on stdout,
   `waiting: <label>: <why>` (label = `Target.describe()`, e.g.
@@ -37,7 +39,8 @@ Output protocol (read by users in `kubectl logs` and by `initpipeline.status`):
   `mysql:3306 reachable after 12s; dns myservice resolved after 0s`;
   wait/download timeout: `WaitTimeout: <labels, comma separated> not met after <N>s`
   (a download adds `: <last error>`);
-  download: `downloaded <url> (<bytes> bytes)`;
+  download: `downloaded <url> (<bytes> bytes)`; with `sha256` and another digest:
+  `ChecksumMismatch: sha256 of <url> is <actual>, expected <expected>` (exit 1);
   copyAssets: `copied <n> files from <image>:<from> to volume <volume>[/<path>]`;
   prepareVolume: `prepared volume <v>[/<path>]: mode <m>, owner <o>`; failures start
   with `CopyAssets: ` (also from TOOLS_CONTAINER) or `PrepareVolume: `.
@@ -45,6 +48,9 @@ Output protocol (read by users in `kubectl logs` and by `initpipeline.status`):
   progress line and message stays one line.
 - Exit codes: 0 done; WAIT_TIMEOUT_EXIT_CODE (124) timeoutSeconds ran out; 1 the step
   failed (message says why); 143 stopped by SIGTERM (Pod deleted).
+- SIGTERM is acted on at once in every script: long commands (checks, wget, sha256sum,
+  cp, find, chown, chmod, sleeps) run in the background under `run`, whose `wait` a trap
+  interrupts (see `_BASE`).
 
 Attempts back off 1, 2, 4, 8, then every 10 seconds (integer `sleep`s only).
 """

@@ -1,4 +1,6 @@
-"""The controller keeps the newest InitPipeline it has seen, whichever way it arrived."""
+"""The controller: it keeps the newest InitPipeline it has seen, whichever way it arrived,
+and one reconcile reads only the logs the status uses, derives once, writes the status
+once, then records metrics and events (against a fake API module)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ from typing import Any
 import pytest
 
 from initpipeline.controller import Controller
+from initpipeline.render import render_pod
 from initpipeline.settings import Settings
+from initpipeline.spec import parse_pipeline
 
 pytestmark = pytest.mark.unit
 
@@ -37,3 +41,88 @@ def test_versions_that_are_not_numbers_are_taken_as_they_come() -> None:
     ctl._remember(("shop", "web"), body("120", "1/2"))
     ctl._remember(("shop", "web"), body("opaque", "0/2"))
     assert ctl._bodies[("shop", "web")]["status"]["progress"] == "0/2"
+
+
+# --------------------------------------------------------------------------- one reconcile
+
+WAIT_LOG = (
+    "waiting: tcp db:5432: Connection refused\nwaiting: job migrate: checked by the operator\n"
+)
+
+
+class FakeKube:
+    """The API module as reconcile uses it, recording every call."""
+
+    def __init__(self) -> None:
+        self.logs: list[tuple[str, str, str]] = []
+        self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.created: list[str] = []
+
+    async def pod_log(self, namespace: str, pod: str, container: str, lines: int) -> str:
+        self.logs.append((namespace, pod, container))
+        return WAIT_LOG
+
+    async def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append((path, patch))
+        return {"metadata": {"resourceVersion": "200"}, "status": patch["status"]}
+
+    async def post_event(self, body: Any, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+    async def create(self, path: str, manifest: dict[str, Any]) -> None:
+        self.created.append(manifest["metadata"]["name"])
+
+    async def delete(self, path: str, uid: str) -> None:
+        raise AssertionError("nothing to delete")
+
+
+def pipeline_body() -> dict[str, Any]:
+    return {
+        "apiVersion": "initpipeline.io/v1alpha1",
+        "kind": "InitPipeline",
+        "metadata": {"namespace": "shop", "name": "web", "generation": 1, "uid": "u1"},
+        "spec": {
+            "replicas": 2,
+            "steps": [{"name": "wait-db", "waitFor": [{"tcp": "db:5432"}]}],
+            "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+        },
+    }
+
+
+def wait_running_pod(name: str, started: str) -> dict[str, Any]:
+    pod = render_pod(parse_pipeline(pipeline_body()), int(name[-1]), "busybox")
+    pod["metadata"]["uid"] = name
+    pod["status"] = {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+        "initContainerStatuses": [
+            {"name": "wait-db", "restartCount": 0, "state": {"running": {"startedAt": started}}}
+        ],
+    }
+    return pod
+
+
+async def test_reconcile_reads_one_log_derives_once_and_writes_then_records() -> None:
+    kube = FakeKube()
+    ctl = Controller(kube=kube, settings=Settings(), unsupported_cluster=None)  # type: ignore[arg-type]
+    pods = [
+        wait_running_pod("web-x-0", "2026-11-25T10:00:01Z"),
+        wait_running_pod("web-x-1", "2026-11-25T10:00:02Z"),
+    ]
+    await ctl.reconcile(pipeline_body(), pods)
+
+    names = sorted(pod["metadata"]["name"] for pod in pods)
+    assert kube.logs == [("shop", names[0], "wait-db")]  # the representative Pod only
+    [(path, patch)] = kube.patches
+    assert path.endswith("/namespaces/shop/initpipelines/web/status")
+    status = patch["status"]
+    assert status["steps"][0]["waitingOn"] == ["tcp db:5432: Connection refused"]
+    assert status["message"] == "step 1/1 wait-db: waiting for tcp db:5432: Connection refused"
+    assert kube.events == [("Normal", "StepStarted", "Step 1/1 wait-db started")]
+
+    # the same Pods again, from the status just written: nothing to write, nothing to post
+    again = {**pipeline_body(), "status": status}
+    await ctl.reconcile(again, pods)
+    assert len(kube.patches) == 1
+    assert len(kube.events) == 1

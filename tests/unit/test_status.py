@@ -28,6 +28,7 @@ from initpipeline.status import (
     status_changed,
     step_events,
     unparsed_status,
+    wait_logs_to_read,
 )
 
 pytestmark = pytest.mark.unit
@@ -231,6 +232,46 @@ def test_wait_report_keeps_only_the_latest_round() -> None:
     assert wait_report("waiting: tcp a:1: refused\nok: tcp a:1 after 3s\n") is None
     log = "waiting: tcp a:1: refused\nwaiting: dns b: NXDOMAIN\nwaiting: tcp a:1: timeout\n"
     assert wait_report(log) == "waiting: tcp a:1: timeout"
+
+
+def test_operator_placeholder_lines_never_reach_waiting_on_or_the_message() -> None:
+    """Issue 13: `job migrate: checked by the operator` is the Pod's own placeholder."""
+    log = (
+        "waiting: job db-migrate: checked by the operator\n"
+        "waiting: tcp mysql:3306: Connection refused\n"
+        "waiting: job db-migrate: checked by the operator\n"
+    )
+    report = wait_report(log)
+    assert report == "waiting: tcp mysql:3306: Connection refused"
+    assert wait_report("waiting: job db-migrate: checked by the operator\n") is None
+
+    status = derive(
+        pipeline(),
+        [recorded("wait-step-running")],
+        api_waiting={"wait-deps": ["job db-migrate: job does not exist"]},
+        wait_reports={("shop-web-7c9f2-0", "wait-deps"): log},  # even unfiltered
+    )
+    assert step(status, "wait-deps")["waitingOn"] == [
+        "job db-migrate: job does not exist",
+        "tcp mysql:3306: Connection refused",
+    ]
+    assert status["message"] == (
+        "step 1/6 wait-deps: waiting for job db-migrate: job does not exist; "
+        "tcp mysql:3306: Connection refused"
+    )
+
+
+def test_wait_logs_to_read_names_the_representative_running_wait_container() -> None:
+    pipe = pipeline()
+    running = recorded("wait-step-running")
+    assert wait_logs_to_read(pipe, [running], HASH) == [("shop-web-7c9f2-0", "wait-deps")]
+    assert wait_logs_to_read(pipe, [recorded("init-first-step-waiting")], HASH) == []  # no log
+    assert wait_logs_to_read(pipe, [recorded("step-2-running")], HASH) == []  # past waiting
+    assert wait_logs_to_read(pipe, [running], "other-hash") == []  # an old revision's Pod
+    assert wait_logs_to_read(pipe, [], HASH) == []
+    # two replicas: only the less advanced one's report is shown
+    ahead = recorded("step-2-running", pod_name="shop-web-7c9f2-1")
+    assert wait_logs_to_read(pipe, [ahead, running], HASH) == [("shop-web-7c9f2-0", "wait-deps")]
 
 
 def test_second_step_running_after_the_first_succeeded() -> None:

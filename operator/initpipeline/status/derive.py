@@ -48,19 +48,20 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def _assemble(
+    verdict: Verdict,
+    previous: Mapping[str, Any] | None,
+    now: datetime,
     *,
     name: str,
     generation: int,
     replicas: int,
-    ready_replicas: int,
     steps: list[dict[str, Any]],
-    finished: int,
-    current_step: str,
-    pods: list[dict[str, Any]],
-    verdict: Verdict,
-    previous: Mapping[str, Any] | None,
-    now: datetime,
+    ready_replicas: int = 0,
+    finished: int = 0,
+    current_step: str = "",
+    pods: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
+    """The status dict; the defaults describe a pipeline with no Pod to report."""
     entries = conditions(verdict, previous, generation, now)
     return {
         "observedGeneration": generation,
@@ -71,9 +72,18 @@ def _assemble(
         "progress": f"{finished}/{len(steps)}",
         "currentStep": current_step,
         "message": entries[0]["message"],
-        "pods": pods,
+        "pods": list(pods),
         "steps": steps,
         "conditions": entries,
+    }
+
+
+def _identity(pipeline: Pipeline) -> dict[str, Any]:
+    """The `_assemble` arguments that come from the pipeline itself."""
+    return {
+        "name": pipeline.name,
+        "generation": pipeline.generation,
+        "replicas": pipeline.spec.replicas,
     }
 
 
@@ -131,19 +141,7 @@ def derive_status(
     overruled = overruling(problems, spec.suspend, len(pods))
     if overruled is not None and (problems.invalid_spec is not None or spec.suspend):
         # No Pod of this spec can exist (or should): report none.
-        return _assemble(
-            name=pipeline.name,
-            generation=pipeline.generation,
-            replicas=spec.replicas,
-            ready_replicas=0,
-            steps=pending,
-            finished=0,
-            current_step="",
-            pods=[],
-            verdict=overruled,
-            previous=previous,
-            now=now,
-        )
+        return _assemble(overruled, previous, now, **_identity(pipeline), steps=pending)
 
     seen = current_pods(pipeline, pods, current_hash)
     current, rep = seen.current, seen.rep
@@ -188,17 +186,15 @@ def derive_status(
     ]
     outcome = overruled or verdict(pipeline, current, seen.others, rep, rep_waiting)
     return _assemble(
-        name=pipeline.name,
-        generation=pipeline.generation,
-        replicas=spec.replicas,
-        ready_replicas=sum(pod.ready for pod in current),
+        outcome,
+        previous,
+        now,
+        **_identity(pipeline),
         steps=entries,
+        ready_replicas=sum(pod.ready for pod in current),
         finished=finished,
         current_step=current_step,
         pods=pod_entries,
-        verdict=outcome,
-        previous=previous,
-        now=now,
     )
 
 
@@ -227,17 +223,13 @@ def unparsed_status(
         False, Reason.INVALID_SPEC, "the spec cannot be parsed", stalled=True
     )
     return _assemble(
+        outcome,
+        previous,
+        now,
         name=str(as_mapping(body.get("metadata")).get("name", "")),
         generation=generation,
         replicas=replicas,
-        ready_replicas=0,
         steps=[],
-        finished=0,
-        current_step="",
-        pods=[],
-        verdict=outcome,
-        previous=previous,
-        now=now,
     )
 
 
