@@ -222,16 +222,18 @@ class Elector:
         """Set `changed` on every change of the Lease, so that a standby sees each renewal when
         it happens (its expiry count starts then) and a release at once."""
         reported = False
+        version = (self._lease or {}).get("metadata", {}).get("resourceVersion", "")
         while True:
-            version = (self._lease or {}).get("metadata", {}).get("resourceVersion", "")
             try:
-                async for _ in self.kube.watch(
+                async for _, lease in self.kube.watch(
                     LEASES.path(self.namespace),
                     version,
                     field_selector=f"metadata.name={self.name}",
                 ):
+                    version = lease.get("metadata", {}).get("resourceVersion", version)
                     changed.set()
             except WatchExpired:
+                version = ""  # from the current state: one extra look, no gap
                 continue
             except _TRANSIENT as error:
                 if not reported:  # e.g. no `watch` on leases: polling alone still works
@@ -247,7 +249,7 @@ class Elector:
             await self.kube.close()
 
     async def release(self) -> None:
-        """Give the Lease up, so that a standby takes over at its next attempt."""
+        """Give the Lease up, so that a standby takes it over at once."""
         if self._renewing is not None:
             self._renewing.cancel()
             await asyncio.gather(self._renewing, return_exceptions=True)
