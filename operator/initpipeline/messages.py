@@ -14,7 +14,8 @@ Formats:
 - WaitTimeout termination message (wait and download steps, exit WAIT_TIMEOUT_EXIT_CODE):
   `WaitTimeout: <labels, comma separated> not met after <N>s[: <last error>]`
   (`wait_timeout_sh`); read by `parse_wait_timeout`, told to users by `timed_out`
-  as `timed out after <N>s waiting for <labels>[ (last error: <error>)]`.
+  as `timed out after <N>s waiting for <labels>[ (last error: <error>)]` (a download's
+  through `failure_detail`, next to its exit code).
 - ChecksumMismatch termination message (download with sha256, exit 1):
   `ChecksumMismatch: sha256 of <url> is <actual>, expected <expected>`
   (`checksum_mismatch_sh`); read by `termination_reason` (the step's reason becomes
@@ -168,9 +169,12 @@ def termination_reason(message: str | None) -> str | None:
 
 
 def failure_detail(reason: str | None, message: str | None) -> str:
-    """A failed step's message without the `<reason>: ` its script put in front (the
-    reason is shown next to it): `ChecksumMismatch: sha256 of ...` -> `sha256 of ...`."""
+    """A failed step's message as the Ready message tells it, next to the exit code and
+    reason: without the `<reason>: ` its script put in front (`ChecksumMismatch: sha256
+    of ...` -> `sha256 of ...`), and a download's WaitTimeout as `timed_out` says it."""
     text = message or ""
-    if reason in (CHECKSUM_MISMATCH,) and text.startswith(f"{reason}: "):
+    if reason == CHECKSUM_MISMATCH and text.startswith(f"{reason}: "):
         return text[len(reason) + 2 :]
+    if (timeout := parse_wait_timeout(text)) is not None:
+        return timed_out(timeout)
     return text

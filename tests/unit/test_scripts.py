@@ -701,7 +701,7 @@ def test_service_port_host_follows_the_namespace() -> None:
 def test_command_attempts_are_bounded(
     run: Runner, tlog: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scripts, "COMMAND_TIMEOUT", 1)
+    monkeypatch.setattr(scripts.wait, "COMMAND_TIMEOUT", 1)
     step = wait_step([{"command": ["sleep", "30"]}], timeout=3)
     result = run(scripts.wait_script(step, termination_log=tlog))
     assert result.code == WAIT_TIMEOUT_EXIT_CODE
@@ -972,4 +972,31 @@ def test_download_with_a_wrong_sha256_fails_naming_both_digests(
     assert status["message"] == (
         f"step 1/1 fetch: exit code 1 (ChecksumMismatch): sha256 of {web.url}/f is {actual}, "
         f"expected {expected}"
+    )
+
+
+def test_download_timeout_reads_the_same_in_the_status(
+    run: Runner, tmp_path: Path, tlog: str, web: Web
+) -> None:
+    web.set(500)
+    body = {
+        "name": "fetch",
+        "timeoutSeconds": 2,
+        "download": {"url": web.url + "/x", "volume": "v", "path": "x"},
+    }
+    step = Step.model_validate(body)
+    assert step.download is not None
+    script = scripts.download_script(
+        step.download, timeout_seconds=2, target_dir=str(tmp_path), termination_log=tlog
+    )
+    result = run(script)
+    error = "server returned error: HTTP/1.0 500 Internal Server Error"
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE
+    assert result.message == f"WaitTimeout: download {web.url}/x not met after 2s: {error}"
+
+    pod = pod_of("fetch", terminated(result), "Failed")
+    status = derive_status(one_step_pipeline(body), [pod], {}, None, NOW)
+    assert status["message"] == (
+        f"step 1/1 fetch: exit code 124 (Error): timed out after 2s waiting for download "
+        f"{web.url}/x (last error: {error})"
     )
