@@ -47,8 +47,13 @@ def say_placeholder_sh(quoted_label: str) -> str:
 
 
 def _target_and_why(line: str) -> tuple[str, str]:
-    target, _, why = line[len(WAITING_PREFIX) :].strip().partition(": ")
+    target, _, why = line.removeprefix(WAITING_PREFIX).strip().partition(": ")
     return target, why
+
+
+def is_placeholder(entry: str) -> bool:
+    """`[waiting: ]<label>: checked by the operator`: no finding, only who checks."""
+    return _target_and_why(entry.strip())[1] == OPERATOR_PLACEHOLDER
 
 
 def wait_report(log: str) -> str | None:
@@ -69,9 +74,9 @@ def wait_report(log: str) -> str | None:
             run = []
     round_: dict[str, str] = {}
     for line in run:
-        key, why = _target_and_why(line)
-        if why == OPERATOR_PLACEHOLDER:
+        if is_placeholder(line):
             continue
+        key = _target_and_why(line)[0]
         if key in round_:
             round_ = {}
         round_[key] = line
@@ -84,10 +89,9 @@ def report_lines(text: str | None) -> list[str]:
     lines = []
     for line in (text or "").splitlines():
         line = line.strip()
-        if line.startswith(WAITING_PREFIX):
-            if _target_and_why(line)[1] == OPERATOR_PLACEHOLDER:
-                continue
-            line = line[len(WAITING_PREFIX) :].strip()
+        if is_placeholder(line):
+            continue
+        line = line.removeprefix(WAITING_PREFIX).strip()
         if line:
             lines.append(line)
     return lines

@@ -261,6 +261,22 @@ def test_operator_placeholder_lines_never_reach_waiting_on_or_the_message() -> N
     )
 
 
+def test_a_placeholder_an_older_operator_wrote_is_not_carried_into_a_timeout() -> None:
+    pod = recorded("never-wait-timeout")
+    del pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["message"]
+    previous = derive(pipeline(restartPolicy="Never"), [recorded("wait-step-running")])
+    previous["steps"][0]["waitingOn"] = [
+        "job db-migrate: checked by the operator",
+        "tcp mysql:3306: connection refused",
+    ]
+
+    status = derive(pipeline(restartPolicy="Never"), [pod], previous=previous)
+
+    assert status["message"] == (
+        "step 1/6 wait-deps: timed out after 300s waiting for tcp mysql:3306: connection refused"
+    )
+
+
 def test_wait_logs_to_read_names_the_representative_running_wait_container() -> None:
     pipe = pipeline()
     running = recorded("wait-step-running")

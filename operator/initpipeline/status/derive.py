@@ -44,7 +44,9 @@ def _step_entry(step: Step, view: StepView, waiting_on: Sequence[str]) -> dict[s
 
 
 def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(item for item in items if item))[: messages.MAX_WAITING_ON]
+    """Distinct findings, placeholders left out (also those an older operator wrote)."""
+    found = (item for item in items if item and not messages.is_placeholder(item))
+    return list(dict.fromkeys(found))[: messages.MAX_WAITING_ON]
 
 
 def _assemble(
