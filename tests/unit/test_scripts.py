@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,10 +80,15 @@ def run(tmp_path: Path, applets: Path) -> Iterator[Runner]:
         tlog: Path | None = None,
         user: int | None = None,
         reached: Callable[[], None] | None = None,
+        on: Sequence[tuple[str, Callable[[], Any]]] = (),
     ) -> Run:
-        """Run `script` to its end (at most `limit` seconds). With `reached`: once it
-        returns (the script is in its long command), send SIGTERM to the shell alone, as
-        the kubelet does to a container's PID 1."""
+        """Run `script` to its end (at most `limit` seconds).
+
+        on: (text, action) in turn: once the script has printed `text`, do `action` (the
+          world changes while the script waits, after it observably saw it unchanged).
+        reached: once it returns (the script is in its long command), send SIGTERM to the
+          shell alone, as the kubelet does to a container's PID 1.
+        """
         log = tmp_path / "output.log"
         tlog = tlog or tmp_path / "termination-log"
         begin = time.monotonic()
@@ -100,6 +105,9 @@ def run(tmp_path: Path, applets: Path) -> Iterator[Runner]:
                 extra_groups=[] if user is not None else None,
             )
             started.append(proc)
+            for text, action in on:
+                printed(log, text, proc)
+                action()
             if reached is not None:
                 reached()
                 proc.send_signal(signal.SIGTERM)
@@ -119,11 +127,18 @@ def tlog(tmp_path: Path) -> str:
     return str(tmp_path / "termination-log")
 
 
-def later(seconds: float, action: Callable[[], Any]) -> threading.Timer:
-    timer = threading.Timer(seconds, action)
-    timer.daemon = True
-    timer.start()
-    return timer
+def printed(log: Path, text: str, proc: subprocess.Popen[bytes], within: float = 20) -> None:
+    """Returns once the running script's output holds `text`."""
+    deadline = time.monotonic() + within
+    while text not in log.read_text(errors="replace"):
+        assert proc.poll() is None, f"the script ended before printing {text!r}"
+        assert time.monotonic() < deadline, f"{text!r} not printed within {within}s"
+        time.sleep(0.02)
+
+
+def release_file(path: Path) -> None:
+    """Write the operator's release list as the kubelet updates a downward API file."""
+    path.write_text("other,wait-db")
 
 
 def wait_step(
@@ -220,8 +235,8 @@ def free_port() -> int:
 
 def test_tcp_waits_until_the_port_accepts(run: Runner, tlog: str, port_later: PortLater) -> None:
     target = f"127.0.0.1:{port_later.port}"
-    later(0.5, port_later.open)
-    result = run(scripts.wait_script(wait_step([{"tcp": target}]), termination_log=tlog))
+    script = scripts.wait_script(wait_step([{"tcp": target}]), termination_log=tlog)
+    result = run(script, on=[(f"waiting: tcp {target}: Connection refused", port_later.open)])
     assert result.code == 0, result.output
     assert f"waiting: tcp {target}: Connection refused" in result.lines("waiting:")
     assert result.message.startswith(f"{target} reachable after ")
@@ -235,10 +250,10 @@ def test_service_port_is_checked_in_the_pod_and_the_rest_by_the_operator(
     step = wait_step([{"service": "localhost", "port": port_later.port}], name="wait-db")
     script = scripts.wait_script(step, termination_log=tlog, signal_path=str(signal_file))
     port_later.open()
-    later(0.5, lambda: signal_file.write_text("other,wait-db"))
-    result = run(script)
-    assert result.code == 0, result.output
     label = f"service localhost port {port_later.port}"
+    release = (f"waiting: {label}: checked by the operator", lambda: release_file(signal_file))
+    result = run(script, on=[release])
+    assert result.code == 0, result.output
     assert f"waiting: {label}: checked by the operator" in result.lines("waiting:")
     assert re.search(rf"\blocalhost:{port_later.port} reachable after \d+s;", result.message)
     assert re.search(rf"; {label} confirmed by the operator after [12]s$", result.message)
@@ -255,10 +270,8 @@ def test_release_list_must_name_the_step_exactly(run: Runner, tmp_path: Path, tl
 
 def test_http_default_wants_2xx_and_reports_the_status(run: Runner, tlog: str, web: Web) -> None:
     web.set(503)
-    later(0.5, lambda: web.set(204))
-    result = run(
-        scripts.wait_script(wait_step([{"http": web.url + "/health"}]), termination_log=tlog)
-    )
+    script = scripts.wait_script(wait_step([{"http": web.url + "/health"}]), termination_log=tlog)
+    result = run(script, on=[("HTTP 503, want 2xx", lambda: web.set(204))])
     assert result.code == 0, result.output
     assert f"waiting: http {web.url}/health: HTTP 503, want 2xx" in result.lines("waiting:")
     assert result.message.startswith(f"{web.url}/health answered after ")
@@ -266,9 +279,11 @@ def test_http_default_wants_2xx_and_reports_the_status(run: Runner, tlog: str, w
 
 def test_http_expect_status_and_body(run: Runner, tlog: str, web: Web) -> None:
     web.set(200, b"status: STARTING")
-    later(0.5, lambda: web.set(200, b'{"status": "UP"}'))
     target = {"http": web.url + "/", "expectStatus": 200, "bodyContains": '"UP"'}
-    result = run(scripts.wait_script(wait_step([target]), termination_log=tlog))
+    result = run(
+        scripts.wait_script(wait_step([target]), termination_log=tlog),
+        on=[("body does not contain", lambda: web.set(200, b'{"status": "UP"}'))],
+    )
     assert result.code == 0, result.output
     assert result.lines("waiting:") and all(
         "HTTP 200, body does not contain" in line for line in result.lines("waiting:")
@@ -277,9 +292,11 @@ def test_http_expect_status_and_body(run: Runner, tlog: str, web: Web) -> None:
 
 def test_http_expect_status_other_than_2xx(run: Runner, tlog: str, web: Web) -> None:
     web.set(200)
-    later(0.5, lambda: web.set(418))
     target = {"http": web.url + "/", "expectStatus": 418}
-    result = run(scripts.wait_script(wait_step([target]), termination_log=tlog))
+    result = run(
+        scripts.wait_script(wait_step([target]), termination_log=tlog),
+        on=[("HTTP 200, want 418", lambda: web.set(418))],
+    )
     assert result.code == 0, result.output
     assert f"waiting: http {web.url}/: HTTP 200, want 418" in result.lines("waiting:")
 
@@ -370,8 +387,10 @@ def test_file_created_later(run: Runner, tmp_path: Path, tlog: str) -> None:
         path.parent.mkdir()
         path.write_text("cert")
 
-    later(0.5, create)
-    result = run(scripts.wait_script(wait_step([{"file": str(path)}]), termination_log=tlog))
+    result = run(
+        scripts.wait_script(wait_step([{"file": str(path)}]), termination_log=tlog),
+        on=[(f"waiting: file {path}: does not exist", create)],
+    )
     assert result.code == 0, result.output
     assert f"waiting: file {path}: does not exist" in result.lines("waiting:")
     assert result.message.startswith(f"file {path} exists after ")
@@ -380,9 +399,11 @@ def test_file_created_later(run: Runner, tmp_path: Path, tlog: str) -> None:
 def test_targets_are_checked_concurrently(run: Runner, tmp_path: Path, tlog: str) -> None:
     """The first target holds last; the second is reported ok first, without waiting."""
     path = tmp_path / "ready"
-    later(0.3, path.touch)
     step = wait_step([{"command": ["sleep", "3"]}, {"file": str(path)}])
-    result = run(scripts.wait_script(step, termination_log=tlog))
+    result = run(
+        scripts.wait_script(step, termination_log=tlog),
+        on=[(f"waiting: file {path}: does not exist", path.touch)],
+    )
     assert result.code == 0, result.output
     ok = result.lines("ok:")
     assert len(ok) == 2
@@ -428,14 +449,16 @@ def test_hostile_command_arguments_stay_arguments(run: Runner, tmp_path: Path, t
 
 def test_hostile_strings_in_every_target(run: Runner, tmp_path: Path, tlog: str) -> None:
     weird = tmp_path / 'it\'s "$(touch pwned-6)" `x` \\ %s'
-    later(0.3, weird.touch)
     targets: list[dict[str, Any]] = [
         {"file": str(weird)},
         {"command": ["false", *HOSTILE]},
         {"dns": "$(touch pwned-7)'\""},
         {"http": "http://127.0.0.1:1/$(touch pwned-8)';\"", "bodyContains": "`touch pwned-9`'"},
     ]
-    result = run(scripts.wait_script(wait_step(targets, timeout=2), termination_log=tlog))
+    result = run(
+        scripts.wait_script(wait_step(targets, timeout=2), termination_log=tlog),
+        on=[(f"waiting: file {weird}: does not exist", weird.touch)],
+    )
     assert result.code == WAIT_TIMEOUT_EXIT_CODE, result.output
     assert not list(tmp_path.glob("pwned-*"))
     assert f"file {weird}" not in result.message  # the file target held
@@ -469,11 +492,13 @@ def test_download_retries_then_writes_atomically(
 ) -> None:
     web.set(404, b"no")
     content = b"worker_processes 1;\n" * 100
-    later(0.5, lambda: web.set(200, content))
     target = tmp_path / "volume"
     target.mkdir()
     download = Download(url=web.url + "/nginx.conf", volume="conf", path="nginx/nginx.conf")
-    result = run(scripts.download_script(download, target_dir=str(target), termination_log=tlog))
+    result = run(
+        scripts.download_script(download, target_dir=str(target), termination_log=tlog),
+        on=[("404 Not Found", lambda: web.set(200, content))],
+    )
     assert result.code == 0, result.output
     assert (target / "nginx" / "nginx.conf").read_bytes() == content
     assert os.listdir(target / "nginx") == ["nginx.conf"]  # no temporary file left
