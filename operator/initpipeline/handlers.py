@@ -12,7 +12,7 @@ import kopf
 
 from initpipeline import metrics
 from initpipeline.controller import Controller
-from initpipeline.kube import Kube
+from initpipeline.kube import FencedKube, Kube
 from initpipeline.leader import Elector
 from initpipeline.names import PIPELINE_LABEL
 from initpipeline.settings import Settings
@@ -69,7 +69,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             await elector.acquire()
         else:
             metrics.set_leader(True)
-        memo.controller = await Controller.start(Kube.from_environment(), operator_settings)
+        kube = Kube.from_environment()
+        if elector is not None:
+            kube = FencedKube.around(kube, elector.may_write)
+        memo.controller = await Controller.start(kube, operator_settings)
     except asyncio.CancelledError:
         # SIGTERM before the start-up finished: Kopf cancels this handler and runs no cleanup.
         if elector is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -292,3 +292,36 @@ class Kube:
             "reportingInstance": "initpipeline-operator",
         }
         await self.create(EVENTS.path(metadata["namespace"]), event)
+
+
+class FencedKube(Kube):
+    """A Kube that sends no write (nothing but GET) while `may_write()` is false.
+
+    The leader's writes go through one: a process frozen (SIGSTOP, a stalled VM) past its
+    renew deadline may no longer lead when it wakes, and its reconciles must not write before
+    its renewal loop has noticed. A refused write is an ApiError like any other failed call.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, may_write: Callable[[], bool]) -> None:
+        super().__init__(http)
+        self._may_write = may_write
+
+    @classmethod
+    def around(cls, kube: Kube, may_write: Callable[[], bool]) -> FencedKube:
+        """`kube`'s connection, fenced."""
+        return cls(kube._http, may_write)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> httpx.Response:
+        if method != "GET" and not self._may_write():
+            raise ApiError(0, "NotLeader", f"{method} {path}: leadership may have passed")
+        return await super()._request(
+            method, path, params=params, body=body, content_type=content_type
+        )

@@ -11,9 +11,10 @@ the renew deadline (shorter than the lease duration, so it gives up before anyon
 over), leadership is lost and `on_lost` is called. On shutdown the leader releases the Lease
 (holder empty, duration 1 s, as client-go's ReleaseOnCancel), so a standby takes over at once.
 
-Leader election does not fence: a leader frozen (SIGSTOP, a stalled node) past its lease can
-still send a write on waking before it notices. The margin between renew deadline and lease
-duration covers slow API calls, not frozen processes.
+A leader frozen (SIGSTOP, a stalled VM) past its lease wakes up believing it leads; its
+writes go through a FencedKube that asks `may_write()`, which is false past the renew deadline
+on the monotonic clock, so they are refused before they are sent. (A request already on the
+wire when the process froze still lands: that, the API server cannot be asked to fence.)
 """
 
 from __future__ import annotations
@@ -162,6 +163,11 @@ class Elector:
     @property
     def leading(self) -> bool:
         return self._renewed_at is not None
+
+    def may_write(self) -> bool:
+        """True until the renew deadline after our last successful renewal: past it, another
+        replica may lead (a process frozen past it finds out here before it writes)."""
+        return self._renewed_at is not None and self._clock() < self._renewed_at + self._deadline
 
     @property
     def _path(self) -> str:

@@ -350,3 +350,35 @@ def test_a_failover_in_the_middle_of_creating_pods_duplicates_and_orphans_nothin
         for ref in pod["metadata"]["ownerReferences"]
     ]
     assert sorted(owners) == sorted((name, uids[name]) for name in names for _ in range(2))
+
+
+def test_a_leader_frozen_past_its_lease_exits_on_waking_without_writing(
+    replicas: Start, kubectl: Kubectl, namespace: str
+) -> None:
+    """SIGSTOP (a GC pause, a stalled VM): the standby takes over; on SIGCONT the old leader
+    refuses its own writes (its renew deadline has passed) and exits."""
+    a = replicas("a")
+    eventually(lambda: leads(kubectl, namespace, a))
+    b = replicas("b")
+    eventually(lambda: stands_by(b))
+    kubectl("apply", "-f", "-", namespace=namespace, input=PIPELINE)
+    eventually(lambda: len(pods(kubectl, namespace)) == 2)
+    a.process.send_signal(signal.SIGSTOP)
+    try:
+        since = time.monotonic()
+        seconds = takeover(kubectl, namespace, b, since)
+        # Work the frozen leader will see on waking: one more replica.
+        kubectl("scale", "initpipeline", "web", "--replicas=3", namespace=namespace)
+        eventually(lambda: len(pods(kubectl, namespace)) == 3)
+    finally:
+        a.process.send_signal(signal.SIGCONT)
+    woke = time.monotonic()
+    assert a.process.wait(timeout=30) == 1
+    refused = [line for line in a.text().splitlines() if "leadership may have passed" in line]
+    print(
+        f"\nfrozen leader replaced after {seconds:.2f}s; on waking it exited after "
+        f"{time.monotonic() - woke:.2f}s, {len(refused)} of its writes refused"
+    )
+    assert "Lost the Lease" in a.text()
+    assert leads(kubectl, namespace, b)
+    assert len(pods(kubectl, namespace)) == 3

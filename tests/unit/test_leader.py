@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from initpipeline import metrics
-from initpipeline.kube import ApiError
+from initpipeline.kube import ApiError, FencedKube, Kube
 from initpipeline.leader import (
     Decision,
     Elector,
@@ -307,3 +308,37 @@ async def test_without_a_watch_a_standby_still_finds_the_release_by_looking_agai
     await asyncio.wait_for(waiting, timeout=5)
     assert leases.holder() == b.elector.identity
     await b.elector.release()
+
+
+async def test_a_leader_may_write_only_until_the_renew_deadline_after_its_last_renewal() -> None:
+    now = [100.0]
+    lost: list[str] = []
+    elector = Elector(FakeLeases(), SHORT, lost.append, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert not elector.may_write()  # a standby
+    await elector.acquire()
+    assert elector._renewing is not None
+    elector._renewing.cancel()  # the clock is ours to move, not the renewal loop's
+    assert elector.may_write()
+    now[0] += SHORT.renew_deadline_seconds  # e.g. the process was frozen that long
+    assert not elector.may_write()
+
+
+async def test_a_fenced_kube_sends_no_write_while_it_may_not() -> None:
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(201 if request.method == "POST" else 200, json={"metadata": {}})
+
+    allowed = [True]
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="https://api")
+    kube = FencedKube.around(Kube(http), lambda: allowed[0])
+    assert await kube.create("/api/v1/namespaces/ns/pods", {"metadata": {}}) is not None
+    allowed[0] = False
+    with pytest.raises(ApiError, match="NotLeader"):
+        await kube.create("/api/v1/namespaces/ns/pods", {"metadata": {}})
+    with pytest.raises(ApiError, match="NotLeader"):
+        await kube.merge_patch("/api/v1/namespaces/ns/pods/p", {"metadata": {}})
+    assert await kube.get("/api/v1/namespaces/ns/pods/p") is not None  # reads go on
+    assert sent == ["POST", "GET"]
+    await kube.close()
