@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from initpipeline import scripts
 from initpipeline.messages import wait_report
 from initpipeline.names import SPEC_HASH_LABEL, TOOLS_CONTAINER
 from initpipeline.spec import Pipeline, parse_pipeline
@@ -38,6 +41,20 @@ EXAMPLE = Path(__file__).parents[1] / "data" / "api-example.yaml"
 HASH = "7c9f2"
 NOW = datetime(2026, 11, 25, 10, 6, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
+# What wait-deps' script writes when all its targets hold (as in the recorded Pods), and
+# how the status shows it.
+WAIT_RESULT = (
+    "mydb:5432 reachable after 11s; mysql:3306 reachable after 12s; "
+    "http://config-server:8888/health answered after 3s; dns myservice resolved after 0s; "
+    "file /certs/tls.crt exists after 0s; command sh -c test -s /work/ready succeeded after 1s; "
+    "service mydb port 5432, job db-migrate, Certificate web-tls (Ready) confirmed by the "
+    "operator after 11s"
+)
+SHORTENED_WAIT_RESULT = (
+    "mydb:5432 reachable after 11s; mysql:3306 reachable after 12s; http://config-server:8…"
+    "ts after 0s; command sh -c test -s /work/ready succeeded after 1s; service mydb port "
+    "5432, job db-migrate, Certificate web-tls (Ready) confirmed by the operator after 11s"
+)
 STEP_NAMES = ["wait-deps", "fetch-config", "site", "data-dir", "migrate", "log-shipper"]
 
 
@@ -302,7 +319,8 @@ def test_second_step_running_after_the_first_succeeded() -> None:
         "exitCode": 0,
         "restartCount": 0,
         "reason": "Completed",
-        "message": "service mydb port 5432: ok after 11s; tcp mysql:3306: ok after 12s",
+        # the script's result line, shortened in the middle to MAX_MESSAGE
+        "message": SHORTENED_WAIT_RESULT,
     }
     assert step(status, "fetch-config") == {
         "name": "fetch-config",
@@ -316,6 +334,18 @@ def test_second_step_running_after_the_first_succeeded() -> None:
     assert kstatus(status) == ("False", "Initializing", "True", "False")
     assert status["message"] == "step 2/6 fetch-config: downloading http://config-server/nginx.conf"
     assert status["pods"][0]["currentStep"] == "fetch-config"
+
+
+def test_the_recorded_wait_result_is_what_the_wait_script_writes() -> None:
+    """The recorded Pods hold wait-deps' real result line (its parts in spec order)."""
+    terminated = recorded("step-2-running")["status"]["initContainerStatuses"][0]["state"]
+    assert terminated["terminated"]["message"] == WAIT_RESULT + "\n"
+    assert one_line(WAIT_RESULT) == SHORTENED_WAIT_RESULT
+    script = scripts.wait_script(pipeline().spec.steps[0])
+    results = [re.sub(r" after \d+s$", " after ", part) for part in WAIT_RESULT.split("; ")]
+    assert [shlex.quote(part) in script for part in results] == [True] * 7
+    order = [script.index(f'msg="${{msg:+$msg; }}"{shlex.quote(part)}') for part in results]
+    assert order == sorted(order)
 
 
 def test_wait_step_no_longer_lists_targets_once_it_succeeded() -> None:
@@ -890,8 +920,7 @@ def test_events_for_what_happened_since_the_last_status() -> None:
         StepEvent(
             "Normal",
             "StepSucceeded",
-            "Step 1/6 wait-deps succeeded after 12s: service mydb port 5432: ok after 11s; "
-            "tcp mysql:3306: ok after 12s",
+            f"Step 1/6 wait-deps succeeded after 12s: {SHORTENED_WAIT_RESULT}",
         ),
         StepEvent("Normal", "StepStarted", "Step 2/6 fetch-config started"),
     ]
