@@ -62,16 +62,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             memo.elector = Elector(Kube.from_environment(), operator_settings, exit_on_lost_lease)
         elector = memo.elector
     try:
-        if elector is not None:
+        if elector is None:
+            metrics.set_leader(True)
+            kube = Kube.from_environment()
+        else:
             # The gate: a standby waits here. Kopf starts no watch, index, event handler or
             # event poster before every startup handler has returned, so a standby reads no
             # pipeline and writes nothing.
             await elector.acquire()
-        else:
-            metrics.set_leader(True)
-        kube = Kube.from_environment()
-        if elector is not None:
-            kube = FencedKube.around(kube, elector.may_write)
+            kube = FencedKube.around(Kube.from_environment(), elector.may_write)
         memo.controller = await Controller.start(kube, operator_settings)
     except asyncio.CancelledError:
         # SIGTERM before the start-up finished: Kopf cancels this handler and runs no cleanup.
