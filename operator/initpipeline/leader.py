@@ -36,13 +36,10 @@ import httpx2 as httpx
 
 from initpipeline import metrics
 from initpipeline.kube import LEASES, ApiError, Kube, Obj, WatchExpired
-from initpipeline.settings import Settings
+from initpipeline.settings import ELECTION_JITTER, Settings
 
 log = logging.getLogger(__name__)
 
-# A candidate waits retry period * (1 + up to JITTER) between attempts, so that candidates
-# started together do not ask in lockstep (client-go's JitterFactor).
-JITTER = 1.2
 # A watch of the Lease that failed is tried again this much later (polling goes on meanwhile).
 WATCH_BACKOFF_SECONDS = 30.0
 _TRANSIENT = (ApiError, httpx.HTTPError, TimeoutError)
@@ -217,7 +214,7 @@ class Elector:
                     seen_holder = holder
             # Look again when the Lease changes (a release is taken over at once), when it
             # expires by our clock, and every retry period anyway (the watch may be down).
-            timeout = self._retry * (1 + random.random() * JITTER)
+            timeout = self._retry * (1 + random.random() * ELECTION_JITTER)
             if self._lease is not None:
                 expiry = self._observed_at + self._record().duration_seconds - self._clock()
                 timeout = min(timeout, max(expiry, 0.0))

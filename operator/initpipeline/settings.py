@@ -15,6 +15,9 @@ PREFIX = "INITPIPELINE_"
 # Where a Pod finds its own namespace (the ServiceAccount token volume).
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 DEFAULT_LEASE_NAME = "initpipeline-operator"
+# A standby waits a retry period times 1 to 1 + this between looks (client-go's JitterFactor),
+# so candidates started together do not ask in lockstep.
+ELECTION_JITTER = 1.2
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -143,10 +146,10 @@ def _check_election_timing(duration: int, deadline: float, retry: float) -> None
             f"{PREFIX}RENEW_DEADLINE_SECONDS ({deadline:g}) must be less than "
             f"{PREFIX}LEASE_DURATION_SECONDS ({duration})"
         )
-    if not deadline > 1.2 * retry:
+    if not deadline > ELECTION_JITTER * retry:
         raise SettingsError(
-            f"{PREFIX}RENEW_DEADLINE_SECONDS ({deadline:g}) must be more than 1.2 times "
-            f"{PREFIX}RETRY_PERIOD_SECONDS ({retry:g})"
+            f"{PREFIX}RENEW_DEADLINE_SECONDS ({deadline:g}) must be more than "
+            f"{ELECTION_JITTER:g} times {PREFIX}RETRY_PERIOD_SECONDS ({retry:g})"
         )
 
 
