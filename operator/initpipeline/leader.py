@@ -6,7 +6,9 @@ Lease and creates it if absent, or takes it over once it has expired: once `leas
 have passed on this process's own monotonic clock since it last saw the record change, so
 clock skew between nodes does not matter (the record's renewTime is written, never trusted).
 Every write carries the resourceVersion that was read, so of two candidates exactly one wins
-(the other gets 409). The leader renews every retry period; when no renewal has succeeded for
+(the other gets 409). A standby watches the Lease (and reads it every retry period, should the
+watch be down), so it counts from each renewal as it happens and sees a release at once. The
+leader renews every retry period; when no renewal has succeeded for
 the renew deadline (shorter than the lease duration, so it gives up before anyone else may take
 over), leadership is lost and `on_lost` is called. On shutdown the leader releases the Lease
 (holder empty, duration 1 s, as client-go's ReleaseOnCancel), so a standby takes over at once.
