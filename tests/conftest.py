@@ -13,10 +13,15 @@ Environment:
   INITPIPELINE_TEST_ALLOW_CONTEXT   context name allowed although the scripts did not create it
   INITPIPELINE_CLUSTER_LEVEL        "control-plane" runs without a node: e2e tests are skipped
   INITPIPELINE_CLUSTER_DIR          local cluster state dir (default /tmp/initpipeline-cluster)
+  INITPIPELINE_TEST_OPERATOR        "process" (default: the operator inside pytest) or
+                                    "deployment" (its image deployed from deploy/; only the tests
+                                    marked ``deployment`` or ``incluster`` run): tests/deployment.py
+  CI                                set: a tier that cannot run fails instead of skipping
 
 Fixtures: ``kubeconfig`` (path), ``kube_context``, ``cluster_level``, ``kubectl``
 (``kubectl(*args, namespace=None, input=None, check=True, timeout=120)`` returning a
-``CompletedProcess[str]``) and ``namespace`` (fresh per test, deleted afterwards). The CRDs
+``CompletedProcess[str]``), ``namespace`` (fresh per test, deleted afterwards) and
+``deployed_operator`` (the operator's Deployment, per test module). The CRDs
 in ``crds/*.yaml`` are applied (and established) before the first test that uses the cluster.
 """
 
@@ -36,6 +41,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import deployment
+
 REPO = Path(__file__).resolve().parents[1]
 HACK = REPO / "hack"
 CLUSTER_DIR = Path(os.environ.get("INITPIPELINE_CLUSTER_DIR", "/tmp/initpipeline-cluster"))
@@ -47,6 +54,7 @@ CLUSTER_FIXTURES = {
     "kube_context",
     "kubectl",
     "namespace",
+    "deployed_operator",
 }
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -69,6 +77,7 @@ class _Session:
     kubectl_bin: str = "kubectl"
     error: str = ""
     no_node_reason: str = ""
+    deselected_note: str = ""
     started_log: list[str] = field(default_factory=list)
 
 
@@ -227,6 +236,31 @@ def _apply_crds() -> None:
             _STATE.error = f"CRDs not established:\n{proc.stderr}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One operator at a time: the deployed one watches every namespace, so a session runs
+    either the in-process operator's tests or the deployed operator's, never both."""
+    run_mode = deployment.mode()
+
+    def wanted(item: pytest.Item) -> bool:
+        if run_mode == "deployment":
+            return any(item.get_closest_marker(m) for m in ("deployment", "incluster"))
+        return item.get_closest_marker("deployment") is None
+
+    kept = [item for item in items if wanted(item)]
+    left = [item for item in items if not wanted(item)]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+        _STATE.deselected_note = (
+            f"{len(left)} tests deselected: INITPIPELINE_TEST_OPERATOR={run_mode} runs "
+            + (
+                "only the tests marked deployment or incluster"
+                if run_mode == "deployment"
+                else "no test marked deployment (make test runs them in a second session)"
+            )
+        )
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     # Runs once on the final selection (after -m/-k), outside any per-test timeout,
     # so a first build of the binaries does not count against a test.
@@ -240,6 +274,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _STATE.deselected_note:
+        terminalreporter.write_line(_STATE.deselected_note)
     if _STATE.level is not None:
         lvl = _STATE.level
         where = (
@@ -316,6 +352,21 @@ def _cluster_for_marked_tests(request: pytest.FixtureRequest) -> None:
     if node.get_closest_marker("e2e") is not None:
         level: ClusterLevel = request.getfixturevalue("cluster_level")
         if not level.pods_can_run:
-            pytest.skip(f"e2e needs a node where Pods run: {_STATE.no_node_reason}")
+            why = f"e2e needs a node where Pods run: {_STATE.no_node_reason}"
+            if os.environ.get("CI"):
+                pytest.fail(f"{why} (CI runs every tier)", pytrace=False)
+            pytest.skip(why)
     elif node.get_closest_marker("integration") is not None:
         request.getfixturevalue("cluster_level")
+
+
+@pytest.fixture(scope="module")
+def deployed_operator(
+    kubectl: Kubectl, cluster_level: ClusterLevel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[deployment.Deployed]:
+    """The operator's image deployed from deploy/base for this test module, then removed."""
+    if deployment.mode() != "deployment":
+        pytest.fail(f"needs {deployment.MODE_ENV}=deployment", pytrace=False)
+    image = deployment.operator_image(cluster_level.local)
+    with deployment.operator_deployed(kubectl, image, tmp_path_factory.mktemp("deploy")) as op:
+        yield op

@@ -17,7 +17,12 @@ T = TypeVar("T")
 
 class Kubectl(Protocol):
     def __call__(
-        self, *args: str, namespace: str | None = None, input: str | None = None, check: bool = True
+        self,
+        *args: str,
+        namespace: str | None = None,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]: ...
 
 

@@ -1,0 +1,154 @@
+"""The operator as users run it: its image, deployed from deploy/ into the test cluster.
+
+``INITPIPELINE_TEST_OPERATOR`` picks how the cluster tests get their operator:
+  process     (default) Kopf's test runner inside pytest, with the admin kubeconfig
+  deployment  the image built from this tree (``hack/images/operator.sh``), deployed with
+              ``kubectl apply -k`` of deploy/base: two replicas electing a leader, the
+              operator's own ServiceAccount, the in-cluster config, restricted Pod Security.
+On the local cluster the image is built and imported by the tests; on another cluster (kind)
+``INITPIPELINE_TEST_IMAGE`` names an image of this tree that its nodes already have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import Kubectl, eventually, get
+
+REPO = Path(__file__).resolve().parents[1]
+MODE_ENV = "INITPIPELINE_TEST_OPERATOR"
+IMAGE_ENV = "INITPIPELINE_TEST_IMAGE"
+MODES = ("process", "deployment")
+NAMESPACE = "initpipeline-system"
+DEPLOYMENT = "initpipeline-operator"
+LEASE = "initpipeline-operator"
+SELECTOR = "app.kubernetes.io/name=initpipeline,app.kubernetes.io/component=operator"
+# The name under which deploy/base refers to the image (its kustomize `images:` entry).
+BASE_IMAGE_NAME = "ghcr.io/initpipeline/initpipeline"
+
+
+def mode() -> str:
+    value = os.environ.get(MODE_ENV, "process")
+    if value not in MODES:
+        raise ValueError(f"{MODE_ENV}={value!r}: use one of {', '.join(MODES)}")
+    return value
+
+
+def operator_image(local_cluster: bool) -> str:
+    """An image of this tree that the cluster's node has: built and imported when local."""
+    explicit = os.environ.get(IMAGE_ENV, "")
+    if explicit:
+        return explicit
+    if not local_cluster:
+        raise AssertionError(
+            f"{IMAGE_ENV} is not set: on a cluster other than hack/cluster.sh's, build the "
+            "image (docker build -t initpipeline:test .), load it onto the nodes (kind load "
+            f"docker-image initpipeline:test) and set {IMAGE_ENV}=initpipeline:test"
+        )
+    proc = subprocess.run(
+        [str(REPO / "hack" / "images" / "operator.sh"), "import"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"building the operator image failed:\n{proc.stderr[-4000:]}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def kustomization(image: str, where: Path) -> Path:
+    """An overlay of deploy/base that runs `image` (kustomize wants relative paths)."""
+    name, _, tag = image.rpartition(":")
+    where.mkdir(parents=True, exist_ok=True)
+    base = os.path.relpath(REPO / "deploy" / "base", where)
+    (where / "kustomization.yaml").write_text(
+        json.dumps(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [base],
+                "images": [{"name": BASE_IMAGE_NAME, "newName": name, "newTag": tag}],
+            },
+            indent=2,
+        )
+    )
+    return where
+
+
+@dataclass
+class Deployed:
+    """The operator's Deployment in the test cluster, and what it logged since `since`."""
+
+    kubectl: Kubectl
+    since: str
+
+    def pods(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = get(self.kubectl, NAMESPACE, "pods", "-l", SELECTOR)["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+    def lease(self) -> dict[str, Any]:
+        """The leader Lease's spec ({} before a first replica created it)."""
+        proc = self.kubectl("get", "lease", LEASE, "-o", "json", namespace=NAMESPACE, check=False)
+        if proc.returncode != 0 and "NotFound" in proc.stderr:
+            return {}
+        spec: dict[str, Any] = json.loads(proc.stdout).get("spec") or {}
+        return spec
+
+    def leader(self) -> str:
+        """The Pod that holds the Lease ('' while nobody does); identities are `<pod>_<id>`."""
+        holder = str(self.lease().get("holderIdentity") or "")
+        return holder.rpartition("_")[0] if "_" in holder else holder
+
+    def wait_ready(self, timeout: float = 180) -> str:
+        """Every replica Ready and one of them leading; the leader's Pod name."""
+        self.kubectl(
+            "rollout",
+            "status",
+            f"deployment/{DEPLOYMENT}",
+            f"--timeout={int(timeout)}s",
+            namespace=NAMESPACE,
+            timeout=timeout + 10,
+        )
+        names = {p["metadata"]["name"] for p in self.pods()}
+        return eventually(lambda: self.leader() if self.leader() in names else None, timeout)
+
+    @property
+    def output(self) -> str:
+        """Everything every operator container logged since the Deployment was applied."""
+        texts = []
+        for pod in self.pods():
+            proc = self.kubectl(
+                "logs",
+                pod["metadata"]["name"],
+                "--all-containers",
+                f"--since-time={self.since}",
+                namespace=NAMESPACE,
+                check=False,
+            )
+            texts.append(proc.stdout)
+        return "".join(texts)
+
+
+@contextlib.contextmanager
+def operator_deployed(kubectl: Kubectl, image: str, workdir: Path) -> Iterator[Deployed]:
+    """deploy/base applied with `image`, until every replica is Ready; removed afterwards."""
+    overlay = kustomization(image, workdir)
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kubectl("apply", "--server-side", "-k", str(overlay))
+    deployed = Deployed(kubectl, since)
+    try:
+        deployed.wait_ready()
+        yield deployed
+    finally:
+        started = time.monotonic()
+        kubectl("delete", "-k", str(overlay), "--ignore-not-found", "--wait", timeout=300)
+        print(f"operator Deployment removed in {time.monotonic() - started:.1f}s")
