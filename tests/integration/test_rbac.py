@@ -348,10 +348,13 @@ REFUSED = [
 # cannot be limited by name, so any Lease may be created there, and nowhere else.
 # (verb, name of the Lease or "" for the collection)
 LEASES = "leases.coordination.k8s.io"
-ALLOWED_IN_SYSTEM_NAMESPACE = [("get", ACCOUNT), ("update", ACCOUNT), ("create", "")]
+ALLOWED_IN_SYSTEM_NAMESPACE = [
+    ("get", ACCOUNT), ("watch", ACCOUNT), ("update", ACCOUNT), ("create", ""),
+]  # fmt: skip
 REFUSED_IN_SYSTEM_NAMESPACE = [
-    ("get", "kube-scheduler"), ("update", "kube-scheduler"), ("patch", ACCOUNT),
-    ("delete", ACCOUNT), ("get", ""), ("list", ""), ("watch", ""),
+    ("get", "kube-scheduler"), ("watch", "kube-scheduler"), ("update", "kube-scheduler"),
+    ("patch", ACCOUNT), ("delete", ACCOUNT), ("list", ACCOUNT), ("get", ""), ("list", ""),
+    ("watch", ""),
 ]  # fmt: skip
 REFUSED_IN_OTHER_NAMESPACES = ALLOWED_IN_SYSTEM_NAMESPACE
 
