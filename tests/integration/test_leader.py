@@ -249,7 +249,9 @@ def test_a_standby_writes_nothing_and_stops_cleanly(
     replicas: Start, kubectl: Kubectl, namespace: str
 ) -> None:
     """The Lease is held by the test (a leader that never reconciles): the replica stands by
-    with a pipeline waiting, creates no Pod, writes no status and posts no event."""
+    with a pipeline waiting, creates no Pod, writes no status and posts no event. (Another
+    operator watching every namespace of the cluster at the same time, as a concurrent test
+    session's would, writes there and fails this test; CI runs one session.)"""
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
     held = {
         "apiVersion": "coordination.k8s.io/v1",
