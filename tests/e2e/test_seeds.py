@@ -582,7 +582,7 @@ def test_07_health_wait_then_migration_with_a_secret_that_never_leaks(
         events = kubectl("get", "events", "-o", "json", namespace=namespace).stdout
         assert "StepSucceeded" in events
         cr = kubectl("get", "ipl", "orders", "-o", "json", namespace=namespace).stdout
-        log = runner.output
+    log = runner.output  # Kopf's runner has it once the operator stopped
     assert_in_order(
         rec.stages(),
         ("0/2", "wait-config", "WaitingForDependency"),
