@@ -199,8 +199,24 @@ api_ready() {
     "https://127.0.0.1:${API_PORT}/readyz"
 }
 
+# What the operator's ServiceAccounts write, with the Pod each token is bound to
+# (user.extra): the failover tests attribute every write to one replica.
+write_audit_policy() {
+  cat > "${D}/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts:initpipeline-system"]
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+EOF
+}
+
 up_control_plane() {
   mkdir -p "${D}/etcd"; chmod 700 "${D}/etcd"
+  write_audit_policy
   start etcd "${ETCD_BIN}/etcd" --name initpipeline --data-dir "${D}/etcd" \
     --listen-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORT}" \
     --advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORT}" \
@@ -217,7 +233,10 @@ up_control_plane() {
     --client-ca-file "${PKI}/ca.crt" \
     --service-account-issuer "https://kubernetes.default.svc.${CLUSTER_DOMAIN}" \
     --service-account-key-file "${PKI}/sa.pub" --service-account-signing-key-file "${PKI}/sa.key" \
-    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --authorization-mode Node,RBAC \
+    --enable-admission-plugins NodeRestriction,OwnerReferencesPermissionEnforcement \
+    --audit-policy-file "${D}/audit-policy.yaml" --audit-log-path "${LOGS}/audit.log" \
+    --audit-log-format json --audit-log-maxsize 200 --audit-log-maxbackup 1 \
     --service-cluster-ip-range "${SERVICE_CIDR}" --allow-privileged=true \
     --kubelet-client-certificate "${PKI}/apiserver-kubelet-client.crt" \
     --kubelet-client-key "${PKI}/apiserver-kubelet-client.key" \
@@ -643,14 +662,18 @@ case "${1:-}" in
   up) lock; cmd_up "${2:-}" ;;
   down) lock; cmd_down ;;
   restart)
-    # Restart every running component one by one with the current settings,
-    # keeping the cluster (data, Pods) and its API available all along.
+    # Restart the named running components (default: every one), one by one with
+    # the current settings, keeping the cluster's data and Pods.
     lock
     level="$(cat "${D}/level" 2>/dev/null)" || die "no cluster in ${D}"
-    for c in "${CONTROL_PLANE[@]}" "${NODE[@]}"; do
+    shift
+    components=("$@")
+    ((${#components[@]})) || components=("${CONTROL_PLANE[@]}" "${NODE[@]}")
+    for c in "${components[@]}"; do
+      [[ " ${CONTROL_PLANE[*]} ${NODE[*]} " == *" ${c} "* ]] || die "no component ${c}"
       if alive "$c"; then stop "$c"; cmd_up "${level}"; fi
     done ;;
   status) cmd_status ;;
   kubeconfig) echo "${KUBECONFIG_PATH}" ;;
-  *) echo "usage: $0 up [control-plane|node] | down | restart | status | kubeconfig" >&2; exit 2 ;;
+  *) echo "usage: $0 up [control-plane|node] | down | restart [component...] | status | kubeconfig" >&2; exit 2 ;;
 esac

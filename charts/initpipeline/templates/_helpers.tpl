@@ -88,6 +88,12 @@ namespace is watched, a Role in each watched namespace otherwise.
 - apiGroups: [initpipeline.io]
   resources: [initpipelines/status]
   verbs: [patch]
+# application: the Pods' ownerReference blocks the pipeline's deletion until they are gone
+# (blockOwnerDeletion); the OwnerReferencesPermissionEnforcement admission plugin (on in
+# OpenShift) allows that only to who may update the owner's finalizers. None is ever set.
+- apiGroups: [initpipeline.io]
+  resources: [initpipelines/finalizers]
+  verbs: [update]
 # framework: Kopf lists and watches the generated Pods (@kopf.index and @kopf.on.event,
 # label selector initpipeline.io/pipeline).
 # application: the controller creates the Pods, deletes them (spec change, scale down,
