@@ -6,8 +6,9 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from kopf.testing import KopfRunner
@@ -84,3 +85,38 @@ def status(kubectl: Kubectl, namespace: str, name: str = "web") -> dict[str, Any
     """An InitPipeline's status ({} before the operator wrote one)."""
     result: dict[str, Any] = get(kubectl, namespace, "initpipeline", name).get("status") or {}
     return result
+
+
+class Stream:
+    """Every watch event of `kubectl get WHAT --watch --output-watch-events -o json`, in order:
+    the objects that exist when it starts (as ADDED), then each change."""
+
+    def __init__(self, argv: Sequence[str], namespace: str, *what: str) -> None:
+        self._lock = threading.Lock()
+        self._events: list[tuple[str, dict[str, Any]]] = []
+        watch = ["--watch", "--output-watch-events", "--output", "json"]
+        self._proc = subprocess.Popen(
+            [*argv, "--namespace", namespace, "get", *what, *watch],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:  # one event a line
+            event = json.loads(line)
+            with self._lock:
+                self._events.append((event["type"], event["object"]))
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
+        self._thread.join(timeout=10)
+
+    @property
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            return list(self._events)

@@ -21,7 +21,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any, Protocol
 import pytest
 import yaml
 from tests import deployment
-from tests.helpers import Kubectl, eventually, get, operator_running
+from tests.helpers import Kubectl, Stream, eventually, get, operator_running
 
 pytestmark = pytest.mark.e2e
 
@@ -180,52 +179,21 @@ def container_status(pod: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 class Recorder:
-    """Every status written to one InitPipeline, as `kubectl get -w -o json` streams it."""
+    """Every status written to one InitPipeline, as `kubectl get -w` streams it."""
 
     def __init__(self, argv: Sequence[str], namespace: str, name: str) -> None:
         self.name = name
-        self._lock = threading.Lock()
-        self._statuses: list[Status] = []
-        self._proc = subprocess.Popen(
-            [
-                *argv,
-                "--namespace",
-                namespace,
-                "get",
-                "initpipelines",
-                "--field-selector",
-                f"metadata.name={name}",
-                "--watch",
-                "--output",
-                "json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
+        self._stream = Stream(
+            argv, namespace, "initpipelines", "--field-selector", f"metadata.name={name}"
         )
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
-        chunk: list[str] = []
-        for line in self._proc.stdout:
-            chunk.append(line)
-            if line.rstrip("\n") == "}":  # the end of one pretty-printed object
-                obj = json.loads("".join(chunk))
-                chunk = []
-                with self._lock:
-                    self._statuses.append(obj.get("status") or {})
 
     def stop(self) -> None:
-        self._proc.terminate()
-        self._proc.wait(timeout=10)
-        self._thread.join(timeout=10)
+        self._stream.stop()
 
     @property
     def statuses(self) -> list[Status]:
-        with self._lock:
-            return [st for st in self._statuses if st.get("conditions")]
+        statuses = (obj.get("status") or {} for _, obj in self._stream.events)
+        return [st for st in statuses if st.get("conditions")]
 
     def stages(self) -> list[Stage]:
         """The distinct consecutive (progress, currentStep, Ready reason) seen so far."""
