@@ -1,12 +1,17 @@
-"""The one module that talks to the Kubernetes API server (Kopf's own watches aside).
+"""The one module that talks to the Kubernetes API server.
 
 Objects are plain JSON dicts, as the API server sends them. Expected outcomes are values,
 not exceptions: a missing object is None, a create that finds the object already there
 returns None, a delete of a missing object returns False. That makes every write idempotent.
+A throttled request (429, or 503 with Retry-After) is sent again after the delay the server
+asks for, a few times; any other failure is an ApiError (or httpx's transport error), which
+`transient()` tells apart from a real refusal. Watches have their own connection pool
+(`connect.py`), so open watches never starve the requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -15,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx2 as httpx
-from lightkube.config import client_adapter
-from lightkube.config.kubeconfig import KubeConfig
+
+from initpipeline import connect
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +29,50 @@ Obj = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
 FIELD_MANAGER = "initpipeline"
+# Items per page of a list (the API server's `limit`/`continue`).
+PAGE_SIZE = 500
+# A throttled request is sent again this many times, after the delay the server asks for
+# (capped), before its 429 is returned to the caller (who backs off longer).
+THROTTLE_RETRIES = 3
+MAX_RETRY_AFTER_SECONDS = 10.0
+# Answers that say "not now" rather than "no": the same request may succeed later.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class ApiError(Exception):
     """An API answer that is not an expected outcome."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(
+        self, status: int, reason: str, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after
+
+
+def transient(error: BaseException) -> bool:
+    """Whether the same request may succeed later: throttling (429), the server's own trouble
+    (5xx, 408, a Status with a retry hint), timeouts and lost connections. Everything else
+    (400, 403, 404, 409, 422 ...) is the API server refusing the request as it stands."""
+    if isinstance(error, ApiError):
+        return (
+            error.status in TRANSIENT_STATUSES
+            or error.status > 500
+            or error.retry_after is not None
+            or error.reason == "NotLeader"  # fenced: no write until leadership is sure
+        )
+    return isinstance(error, httpx.TransportError | TimeoutError | OSError)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The Retry-After header, in seconds (the API server sends whole seconds)."""
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 class WatchExpired(Exception):
@@ -78,29 +117,41 @@ def _error(response: httpx.Response) -> ApiError:
         body = response.json()
     except ValueError:
         body = {}
+    if not isinstance(body, dict):
+        body = {}
     return ApiError(
         response.status_code,
         body.get("reason", response.reason_phrase),
         body.get("message", response.text[:500]),
+        retry_after(response),
+    )
+
+
+def _throttled(response: httpx.Response) -> bool:
+    return response.status_code == 429 or (
+        response.status_code == 503 and "Retry-After" in response.headers
     )
 
 
 class Kube:
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
+    def __init__(self, clients: connect.Clients | httpx.AsyncClient) -> None:
+        if isinstance(clients, httpx.AsyncClient):  # one client for everything (tests)
+            clients = connect.Clients(clients, clients)
+        self._clients = clients
+        self._http = clients.requests
+        self._watch_http = clients.watches
         self._discovered: dict[tuple[str, str], Resource | None] = dict(_KNOWN)
 
     @classmethod
     def from_environment(cls) -> Kube:
         """In-cluster service account, else KUBECONFIG, else ~/.kube/config."""
-        config = KubeConfig.from_env().get()
-        if config is None:
-            raise ApiError(0, "NoConfig", "no current context in the kubeconfig")
-        params = client_adapter.ConnectionParams(timeout=httpx.Timeout(30.0))
-        return cls(client_adapter.AsyncClient(config, params))
+        try:
+            return cls(connect.clients(connect.load()))
+        except connect.ConfigurationError as error:
+            raise ApiError(0, "NoConfig", str(error)) from None
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._clients.aclose()
 
     async def _request(
         self,
@@ -111,8 +162,28 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
     ) -> httpx.Response:
+        """Send; a throttled answer is sent again after the server's Retry-After."""
         content = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if content is not None else None
+        for _ in range(THROTTLE_RETRIES):
+            response = await self._send(method, path, params, content, headers)
+            if not _throttled(response):
+                return response
+            delay = min(retry_after(response) or 1.0, MAX_RETRY_AFTER_SECONDS)
+            log.info(
+                "%s %s throttled (%d), again in %gs", method, path, response.status_code, delay
+            )
+            await asyncio.sleep(delay)
+        return await self._send(method, path, params, content, headers)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        content: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
         return await self._http.request(
             method, path, params=params, content=content, headers=headers
         )
@@ -151,14 +222,27 @@ class Kube:
         obj: Obj = response.json()
         return obj
 
-    async def list(self, path: str, label_selector: str = "") -> tuple[list[Obj], str]:
-        """Items and the list's resourceVersion (to start a watch from)."""
-        params = {"labelSelector": label_selector} if label_selector else {}
-        response = await self._request("GET", path, params=params)
-        if response.status_code != 200:
-            raise _error(response)
-        body = response.json()
-        return body.get("items", []), body["metadata"].get("resourceVersion", "")
+    async def list(
+        self, path: str, label_selector: str = "", page_size: int = PAGE_SIZE
+    ) -> tuple[list[Obj], str]:
+        """Items and the list's resourceVersion (to start a watch from), page by page
+        (`limit`/`continue`). WatchExpired when the continue token expired: list again."""
+        items: list[Obj] = []
+        params = {"limit": str(page_size)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        while True:
+            response = await self._request("GET", path, params=params)
+            if response.status_code == 410:
+                raise WatchExpired(path)
+            if response.status_code != 200:
+                raise _error(response)
+            body = response.json()
+            items.extend(body.get("items") or [])
+            meta = body.get("metadata") or {}
+            if not meta.get("continue"):
+                return items, meta.get("resourceVersion", "")
+            params = {**params, "continue": meta["continue"]}
 
     async def watch(
         self,
@@ -167,8 +251,10 @@ class Kube:
         label_selector: str = "",
         seconds: int = 300,
         field_selector: str = "",
+        bookmarks: bool = False,
     ) -> AsyncIterator[tuple[str, Obj]]:
-        """(event type, object) pairs until the server ends the watch; bookmarks skipped.
+        """(event type, object) pairs until the server ends the watch; BOOKMARKs (whose
+        object carries only the resourceVersion to resume from) only when `bookmarks`.
         `field_selector="metadata.name=N"` watches one object: RBAC limited to N allows it."""
         params = {
             "watch": "true",
@@ -181,7 +267,7 @@ class Kube:
         if field_selector:
             params["fieldSelector"] = field_selector
         request_timeout = httpx.Timeout(30.0, read=seconds + 30.0)
-        async with self._http.stream(
+        async with self._watch_http.stream(
             "GET", path, params=params, timeout=request_timeout
         ) as response:
             if response.status_code == 410:
@@ -200,7 +286,7 @@ class Kube:
                     raise ApiError(
                         obj.get("code", 500), obj.get("reason", ""), obj.get("message", "")
                     )
-                if kind != "BOOKMARK":
+                if kind != "BOOKMARK" or bookmarks:
                     yield kind, obj
 
     async def create(self, path: str, obj: Obj) -> Obj | None:
@@ -302,26 +388,24 @@ class FencedKube(Kube):
     its renewal loop has noticed. A refused write is an ApiError like any other failed call.
     """
 
-    def __init__(self, http: httpx.AsyncClient, may_write: Callable[[], bool]) -> None:
-        super().__init__(http)
+    def __init__(self, clients: connect.Clients, may_write: Callable[[], bool]) -> None:
+        super().__init__(clients)
         self._may_write = may_write
 
     @classmethod
     def around(cls, kube: Kube, may_write: Callable[[], bool]) -> FencedKube:
-        """`kube`'s connection, fenced."""
-        return cls(kube._http, may_write)
+        """`kube`'s connections, fenced."""
+        return cls(kube._clients, may_write)
 
-    async def _request(
+    async def _send(
         self,
         method: str,
         path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
+        params: Mapping[str, str] | None,
+        content: str | None,
+        headers: Mapping[str, str] | None,
     ) -> httpx.Response:
+        # Asked before every attempt: a retry after a throttled answer is a write too.
         if method != "GET" and not self._may_write():
             raise ApiError(0, "NotLeader", f"{method} {path}: leadership may have passed")
-        return await super()._request(
-            method, path, params=params, body=body, content_type=content_type
-        )
+        return await super()._send(method, path, params, content, headers)
