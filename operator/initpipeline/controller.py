@@ -1,28 +1,32 @@
-"""The reconcile loop of each InitPipeline: Pods, releases, status and events.
+"""The controller: informers feed a work queue of pipeline keys; workers reconcile them.
 
-Each InitPipeline seen in Kopf's watch gets one asyncio task. It reconciles, then sleeps until
-something relevant happens (the CR, one of its Pods or a dependency changed) or the resync
-period passes. (Not a Kopf daemon: daemons need a finalizer on the CR, which would block
-`kubectl delete` whenever the operator is down.) Every decision is made by the pure modules;
-this one only does the I/O.
+Shaped like controller-runtime's: InitPipelines and their Pods are followed by the project's
+own informers (`informer.py`, replaced on every relist, so nothing deleted during a watch gap
+is remembered); every change becomes a key (namespace, name) in one `WorkQueue`, which merges
+repeated keys; `settings.workers` workers reconcile one key at a time each. A reconcile reads
+the caches, parses the spec, plans (pure), writes Pods and releases, derives the status
+(pure), writes it once if it changed, then posts the events. A transient API failure is
+retried with backoff (at least the Retry-After the API server asked for); only a refusal of
+a Pod stalls the pipeline. The operator's own status write does not wake the pipeline again.
+Every decision is made by the pure modules; this one only does the I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from initpipeline import deps, metrics
-from initpipeline.cache import WatchCache
-from initpipeline.deps import Watched
+from initpipeline.cache import Dependency, DependencyCache, dependencies_of
 from initpipeline.fields import condition_true
-from initpipeline.kube import PODS, ApiError, Kube, Obj, Resource
+from initpipeline.informer import Change, Informer
+from initpipeline.kube import PODS, ApiError, Kube, Obj, Resource, transient
 from initpipeline.messages import wait_report
-from initpipeline.names import RELEASED_ANNOTATION
+from initpipeline.names import PIPELINE_LABEL, RELEASED_ANNOTATION
 from initpipeline.plan import current_pods, plan_pods, release_value
 from initpipeline.render import spec_hash
 from initpipeline.settings import Settings
@@ -35,12 +39,14 @@ from initpipeline.status import (
     unparsed_status,
     wait_logs_to_read,
 )
+from initpipeline.workqueue import WorkQueue, jittered
 
 log = logging.getLogger(__name__)
 
 PIPELINES = Resource(API_VERSION, KIND, PLURAL, namespaced=True)
 MINIMUM_VERSION = (1, 29)
-# A pipeline with nothing in progress is still looked at now and then.
+# A pipeline with nothing in progress (Ready, or Stalled on a user's action) is still looked
+# at now and then.
 IDLE_RESYNC_SECONDS = 300.0
 # Lines of a running wait container's log read to tell users why it waits.
 WAIT_LOG_LINES = 20
@@ -48,16 +54,44 @@ WAIT_LOG_LINES = 20
 Key = tuple[str, str]
 
 
+def is_own_echo(old: Obj | None, new: Obj | None, written: Mapping[str, Any] | None) -> bool:
+    """A pipeline's watch event that only echoes our own status write: same generation and
+    metadata as before, and the status is the one we wrote (GenerationChangedPredicate, but a
+    status someone else wrote still wakes the pipeline)."""
+    if old is None or new is None or written is None:
+        return False
+    before, after = old.get("metadata") or {}, new.get("metadata") or {}
+    same_meta = all(
+        before.get(field) == after.get(field)
+        for field in ("generation", "labels", "annotations", "deletionTimestamp")
+    )
+    return same_meta and new.get("status") == written
+
+
+def _newer(a: Obj | None, b: Obj | None) -> Obj | None:
+    """Of two bodies of one object, the one with the higher resourceVersion (etcd revisions
+    are numbers); `a` when they cannot be compared."""
+    if a is None or b is None:
+        return a or b
+    va, vb = _version(a), _version(b)
+    return b if va is not None and vb is not None and vb > va else a
+
+
 class Controller:
     def __init__(self, kube: Kube, settings: Settings, unsupported_cluster: str | None) -> None:
+        # The queue, informers and workers are created in `run`, on the running event loop.
         self.kube = kube
         self.settings = settings
         self.unsupported_cluster = unsupported_cluster
-        self.cache = WatchCache(kube, self._dependency_changed)
-        self._bodies: dict[Key, Mapping[str, Any]] = {}
-        self._loops: dict[Key, asyncio.Task[None]] = {}
-        self._wakers: dict[Key, asyncio.Event] = {}
-        self._depends_on: dict[Key, set[Watched]] = {}
+        self.cache = DependencyCache(kube, not settings.namespaces, self._dependency_changed)
+        self.pipelines: list[Informer] = []
+        self.pods: list[Informer] = []
+        self.queue: WorkQueue[Key] = WorkQueue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._patched: dict[Key, Obj] = {}  # the API server's answers to our status writes
+        self._depends_on: dict[Key, set[Dependency]] = {}
+        self._dependents: dict[Dependency, set[Key]] = {}
+        self._known: set[Key] = set()
 
     @classmethod
     async def start(cls, kube: Kube, settings: Settings) -> Controller:
@@ -69,67 +103,154 @@ class Controller:
                 f"{MINIMUM_VERSION[0]}.{MINIMUM_VERSION[1]} or newer (native sidecars)"
             )
             log.error("%s; pipelines will report Stalled/UnsupportedCluster", unsupported)
-        return cls(kube, settings, unsupported)
+        controller = cls(kube, settings, unsupported)
+        await controller.run()
+        return controller
+
+    async def run(self) -> None:
+        """Start the informers, wait until each has listed once, then start the workers."""
+        scopes: Sequence[str | None] = self.settings.namespaces or [None]
+        for namespace in scopes:
+            where = namespace or "every namespace"
+            self.pipelines.append(
+                Informer(
+                    self.kube,
+                    f"InitPipelines in {where}",
+                    self._path(PIPELINES, namespace),
+                    self._pipeline_changed,
+                )
+            )
+            self.pods.append(
+                Informer(
+                    self.kube,
+                    f"Pods in {where}",
+                    self._path(PODS, namespace),
+                    self._pod_changed,
+                    label_selector=PIPELINE_LABEL,
+                    index=_pipeline_of,
+                )
+            )
+        for informer in (*self.pipelines, *self.pods):
+            informer.start()
+        await asyncio.gather(*(i.synced.wait() for i in (*self.pipelines, *self.pods)))
+        log.info(
+            "Following %d InitPipelines and %d of their Pods; %d workers",
+            sum(len(i.store) for i in self.pipelines),
+            sum(len(i.store) for i in self.pods),
+            self.settings.workers,
+        )
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"worker {n}")
+            for n in range(self.settings.workers)
+        ]
+
+    @staticmethod
+    def _path(resource: Resource, namespace: str | None) -> Callable[[], Awaitable[str | None]]:
+        async def locate() -> str | None:
+            return resource.path(namespace)
+
+        return locate
 
     async def close(self) -> None:
-        for loop in self._loops.values():
-            loop.cancel()
-        await asyncio.gather(*self._loops.values(), return_exceptions=True)
+        self.queue.close()
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        for informer in (*self.pipelines, *self.pods):
+            await informer.stop()
         await self.cache.close()
         await self.kube.close()
 
-    def wake(self, namespace: str, name: str) -> None:
-        waker = self._wakers.get((namespace, name))
-        if waker is not None:
-            waker.set()
+    # ------------------------------------------------------------------ events -> keys
 
-    def _dependency_changed(self, watched: Watched) -> None:
-        for key, depends_on in self._depends_on.items():
-            if watched in depends_on:
-                self.wake(*key)
+    def _pipeline_changed(self, change: Change) -> None:
+        if is_own_echo(change.old, change.new, self._written_status(change.key)):
+            return
+        self.queue.add(change.key)
 
-    def observe(self, body: Mapping[str, Any], pods: Callable[[], Sequence[Obj]]) -> None:
-        """Follow this InitPipeline (seen in a watch event): start its loop or wake it."""
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        self._remember(key, body)
-        if key not in self._loops:
-            self._wakers[key] = asyncio.Event()
-            self._loops[key] = asyncio.create_task(self._follow(key, pods), name=f"follow {key}")
-        self.wake(*key)
+    def _written_status(self, key: Key) -> Mapping[str, Any] | None:
+        patched = self._patched.get(key)
+        return None if patched is None else patched.get("status")
 
-    def _remember(self, key: Key, body: Mapping[str, Any]) -> None:
-        """Keep the newest body seen: our own status patch's answer can be newer than the
-        watch event that arrives after it, and reconciling from a stale status would post
-        the same step events twice."""
-        known = self._bodies.get(key)
-        new_version, known_version = _version(body), _version(known or {})
-        if new_version is None or known_version is None or new_version >= known_version:
-            self._bodies[key] = body
+    def _pod_changed(self, change: Change) -> None:
+        for pod in (change.old, change.new):
+            key = None if pod is None else _pipeline_of(pod)
+            if key is not None:
+                self.queue.add(key)
 
-    def forget(self, namespace: str, name: str) -> None:
-        """The InitPipeline is gone; its Pods go with it (ownerReferences)."""
-        key = (namespace, name)
-        loop = self._loops.pop(key, None)
-        if loop is not None:
-            loop.cancel()
-        for table in (self._bodies, self._wakers, self._depends_on):
-            table.pop(key, None)
-        metrics.forget(namespace, name)
+    def _dependency_changed(self, dependency: Dependency) -> None:
+        watched, name = dependency
+        if name:
+            keys = self._dependents.get(dependency, set())
+        else:  # the kind turned out (not) to be served: everyone on it
+            keys = {k for (w, _), ks in self._dependents.items() if w == watched for k in ks}
+        for key in keys:
+            self.queue.add(key)
 
-    async def _follow(self, key: Key, pods: Callable[[], Sequence[Obj]]) -> None:
-        waker = self._wakers[key]
-        while key in self._bodies:
-            waker.clear()
+    def _depend(self, key: Key, dependencies: set[Dependency]) -> None:
+        for dependency in self._depends_on.get(key, set()) - dependencies:
+            self._dependents.get(dependency, set()).discard(key)
+        for dependency in dependencies:
+            self._dependents.setdefault(dependency, set()).add(key)
+        self._depends_on[key] = dependencies
+
+    # ------------------------------------------------------------------ workers
+
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
             try:
-                delay = await self.reconcile(self._bodies[key], pods())
-            except ApiError as error:
-                log.warning("reconciling %s/%s failed, will retry: %s", *key, error)
-                delay = self.settings.resync_seconds
-            except Exception:
-                log.exception("reconciling %s/%s failed, will retry", *key)
-                delay = self.settings.resync_seconds
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waker.wait(), timeout=delay)
+                delay = await self.reconcile_key(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                retry_after = error.retry_after if isinstance(error, ApiError) else None
+                wait = self.queue.add_rate_limited(key, at_least=retry_after or 0.0)
+                if transient(error):
+                    log.warning("reconciling %s/%s failed, again in %.1fs: %r", *key, wait, error)
+                else:
+                    log.exception("reconciling %s/%s failed, again in %.1fs", *key, wait)
+            else:
+                self.queue.forget(key)
+                if delay is not None:
+                    self.queue.add_after(key, jittered(delay, random.random()))
+            finally:
+                self.queue.done(key)
+
+    def body(self, key: Key) -> Obj | None:
+        """The newest body known: the informer's, or our status write's answer when that is
+        newer (reconciling from a stale status would post the same step events twice)."""
+        stored = next((i.store[key] for i in self.pipelines if key in i.store), None)
+        if stored is None:
+            return None
+        return _newer(stored, self._patched.get(key))
+
+    async def reconcile_key(self, key: Key) -> float | None:
+        """Reconcile one pipeline; how long until it is looked at again (None: never)."""
+        body = self.body(key)
+        if body is None:
+            self.forget(key)
+            return None
+        pods = [pod for informer in self.pods for pod in informer.by_index(key)]
+        self._known.add(key)
+        return await self.reconcile(body, pods)
+
+    def forget(self, key: Key) -> None:
+        """The InitPipeline is gone; its Pods go with it (ownerReferences)."""
+        if key in self._known:
+            log.info("InitPipeline %s/%s is gone, forgotten", *key)
+        self._known.discard(key)
+        self._patched.pop(key, None)
+        self._depend(key, set())
+        self._depends_on.pop(key, None)
+        self.cache.release(key)
+        self.queue.discard(key)
+        metrics.forget(*key)
+
+    def known(self) -> set[Key]:
+        return set(self._known)
+
+    # ------------------------------------------------------------------ one reconcile
 
     async def reconcile(self, body: Mapping[str, Any], pods: Sequence[Obj]) -> float:
         """One pass; returns how long until the next pass if nothing wakes us."""
@@ -145,10 +266,7 @@ class Controller:
         problems = Problems(unsupported_cluster=self.unsupported_cluster)
         if self.unsupported_cluster is None:
             problems = Problems(creation_error=await self._converge_pods(pipeline, pods))
-        key = (pipeline.namespace, pipeline.name)
-        self._depends_on[key] = deps.watches_for(pipeline)
-        self.cache.ensure(self._depends_on[key])
-        waiting = deps.api_waiting(pipeline, self.cache)
+        waiting = self._api_waiting(pipeline)
         await self._release(pipeline, current_pods(pipeline, pods), waiting)
         revision = spec_hash(pipeline.spec)
         reports = await self._wait_reports(pipeline, wait_logs_to_read(pipeline, pods, revision))
@@ -156,11 +274,23 @@ class Controller:
             pipeline, pods, waiting, previous, _now(), revision, reports, problems=problems
         )
         await self._update_status(body, previous, status)
-        busy = status.get("currentStep") or not condition_true(status, "Ready")
-        return self.settings.resync_seconds if busy else IDLE_RESYNC_SECONDS
+        settled = condition_true(status, "Stalled") or (
+            condition_true(status, "Ready") and not status.get("currentStep")
+        )
+        return IDLE_RESYNC_SECONDS if settled else self.settings.resync_seconds
+
+    def _api_waiting(self, pipeline: Pipeline) -> dict[str, list[str]]:
+        """The API-side wait targets: the one place they are looked up (watches started,
+        findings from the informers' caches). An access check of targets plugs in here."""
+        key = (pipeline.namespace, pipeline.name)
+        self._depend(key, dependencies_of(pipeline))
+        self.cache.use(key, deps.watches_for(pipeline))
+        return deps.api_waiting(pipeline, self.cache)
 
     async def _converge_pods(self, pipeline: Pipeline, pods: Sequence[Obj]) -> str | None:
-        """Create and delete Pods; the API server's refusal of a Pod, if any."""
+        """Create and delete Pods; the API server's refusal of a Pod, if any. A failure that
+        may pass (429, 5xx, a timeout, a lost connection) is raised: the key is retried with
+        backoff and the pipeline is not Stalled for it."""
         plan = plan_pods(pipeline, pods, self.settings.step_image)
         for pod in plan.delete:
             meta = pod["metadata"]
@@ -169,7 +299,7 @@ class Controller:
             try:
                 await self.kube.create(PODS.path(pipeline.namespace), manifest)
             except ApiError as error:
-                if error.status >= 500:
+                if transient(error):
                     raise
                 return f"pod {manifest['metadata']['name']}: {error.message}"
         return None
@@ -203,10 +333,13 @@ class Controller:
     async def _update_status(
         self, body: Mapping[str, Any], previous: Mapping[str, Any], status: dict[str, Any]
     ) -> None:
-        """Write the status when it changed, then record what changed (metrics, events)."""
+        """Write the status when it changed, then record what changed (metrics, events).
+        The pipeline counts in the gauge from its first reconcile, written or not."""
+        meta = body["metadata"]
         if status_changed(previous, status):
             await self._write_status(body, previous, status)
             await self._status_written(body, previous, status)
+        metrics.set_state(meta["namespace"], meta["name"], status)
 
     async def _write_status(
         self, body: Mapping[str, Any], previous: Mapping[str, Any], status: dict[str, Any]
@@ -218,8 +351,10 @@ class Controller:
         patch = {**{field: None for field in previous if field not in status}, **status}
         path = PIPELINES.path(meta["namespace"], meta["name"], "status")
         patched = await self.kube.merge_patch(path, {"status": patch})
-        if patched is not None and key in self._bodies:
-            self._remember(key, patched)
+        if patched is not None:
+            newest = _newer(self._patched.get(key), patched)
+            if newest is not None:
+                self._patched[key] = newest
 
     async def _status_written(
         self, body: Mapping[str, Any], previous: Mapping[str, Any], status: Mapping[str, Any]
@@ -233,6 +368,12 @@ class Controller:
                 await self.kube.post_event(dict(body), event.type, event.reason, event.message)
             except ApiError as error:  # e.g. the namespace is terminating: the status is written
                 log.warning("event %s on %s/%s not posted: %s", event.reason, *key, error)
+
+
+def _pipeline_of(pod: Mapping[str, Any]) -> Key | None:
+    meta = pod.get("metadata") or {}
+    name = (meta.get("labels") or {}).get(PIPELINE_LABEL)
+    return (str(meta.get("namespace", "")), str(name)) if name else None
 
 
 def _now() -> datetime:

@@ -1,4 +1,10 @@
-"""Kopf glue: watch InitPipelines and their Pods, hand everything to the Controller."""
+"""Kopf glue: the operator's start (behind the Lease when electing) and stop.
+
+Kopf runs the process (signals, logging, start-up and clean-up handlers, the gate that keeps a
+standby from reading or writing anything); the InitPipelines and their Pods are followed by
+the Controller's own informers, which forget what a relist no longer shows (Kopf's watches
+and indexes are not replaced on a relist, so an object deleted during a watch gap would stay
+in them). See the README's design decisions."""
 
 from __future__ import annotations
 
@@ -14,14 +20,10 @@ from initpipeline import metrics
 from initpipeline.controller import Controller
 from initpipeline.kube import FencedKube, Kube
 from initpipeline.leader import Elector
-from initpipeline.names import PIPELINE_LABEL
 from initpipeline.settings import Settings
-from initpipeline.spec import GROUP, PLURAL, VERSION
+from initpipeline.spec import GROUP
 
 log = logging.getLogger(__name__)
-
-PIPELINE = (GROUP, VERSION, PLURAL)
-OWNED_PODS = {"labels": {PIPELINE_LABEL: kopf.PRESENT}}
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -66,9 +68,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             metrics.set_leader(True)
             kube = Kube.from_environment()
         else:
-            # The gate: a standby waits here. Kopf starts no watch, index, event handler or
-            # event poster before every startup handler has returned, so a standby reads no
-            # pipeline and writes nothing.
+            # The gate: a standby waits here. The Controller's informers and workers start
+            # only below, and Kopf starts nothing of its own (not even its event poster)
+            # before every startup handler has returned: a standby reads no pipeline and
+            # writes nothing.
             await elector.acquire()
             kube = FencedKube.around(Kube.from_environment(), elector.may_write)
         memo.controller = await Controller.start(kube, operator_settings)
@@ -85,31 +88,3 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     # Released only now that no reconcile runs: a standby may take over at once.
     if "elector" in memo:
         await memo.elector.close()
-
-
-@kopf.index("pods", **OWNED_PODS)  # type: ignore[arg-type]
-async def pipeline_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, labels[PIPELINE_LABEL]): dict(body)}
-
-
-@kopf.on.event("pods", **OWNED_PODS)  # type: ignore[arg-type]
-async def pod_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    memo.controller.wake(namespace, labels[PIPELINE_LABEL])
-
-
-@kopf.on.event(*PIPELINE)  # type: ignore[arg-type]  # Kopf's protocol lists every kwarg
-async def pipeline_changed(
-    type: str | None,
-    body: kopf.Body,
-    namespace: str,
-    name: str,
-    memo: kopf.Memo,
-    pipeline_pods: kopf.Index[tuple[str, str], dict[str, Any]],
-    **_: Any,
-) -> None:
-    controller: Controller = memo.controller
-    if type == "DELETED":
-        controller.forget(namespace, name)
-    else:
-        key = (namespace, name)
-        controller.observe(dict(body), lambda: list(pipeline_pods.get(key, [])))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+
+from initpipeline.fields import find_condition, seconds_between
 
 REGISTRY = CollectorRegistry()
 
@@ -49,35 +50,32 @@ def set_leader(leading: bool) -> None:
     LEADER.set(1 if leading else 0)
 
 
-def _ready_reason(status: Mapping[str, Any]) -> str:
-    for condition in status.get("conditions", []):
-        if condition.get("type") == "Ready":
-            return str(condition.get("reason", "Unknown"))
-    return "Unknown"
-
-
-def _seconds(step: Mapping[str, Any]) -> float | None:
-    try:
-        started = datetime.fromisoformat(step["startedAt"])
-        finished = datetime.fromisoformat(step["finishedAt"])
-    except (KeyError, ValueError):
-        return None
-    return (finished - started).total_seconds()
+def ready_reason(status: Mapping[str, Any]) -> str:
+    """The state a pipeline counts under: its Ready condition's reason."""
+    return str((find_condition(status, "Ready") or {}).get("reason") or "Unknown")
 
 
 def observe(
     namespace: str, name: str, previous: Mapping[str, Any], status: Mapping[str, Any]
 ) -> None:
-    """Record what changed between two statuses of one pipeline."""
+    """Record what changed between two statuses of one pipeline (steps that ended)."""
     before = {step["name"]: step.get("state") for step in previous.get("steps", [])}
     for step in status.get("steps", []):
         state = step.get("state")
         if state in _FINAL_STATES and before.get(step["name"]) != state:
-            seconds = _seconds(step)
+            seconds = seconds_between(step.get("startedAt"), step.get("finishedAt"))
             if seconds is not None:
                 STEP_DURATION.labels(step["type"], state.lower()).observe(seconds)
-    _state_of[(namespace, name)] = _ready_reason(status)
-    _publish()
+    set_state(namespace, name, status)
+
+
+def set_state(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """Count the pipeline under its current state, whether or not its status just changed:
+    after a restart, every pipeline counts from its first reconcile."""
+    state = ready_reason(status)
+    if _state_of.get((namespace, name)) != state:
+        _state_of[(namespace, name)] = state
+        _publish()
 
 
 def forget(namespace: str, name: str) -> None:

@@ -43,6 +43,8 @@ class Settings:
     metrics_port: int = 9090
     # How often a pipeline is re-checked when nothing happens (dependency timeouts, log reports).
     resync_seconds: float = 10.0
+    # Pipelines reconciled at the same time (controller-runtime's MaxConcurrentReconciles).
+    workers: int = 4
     # Leader election on a coordination.k8s.io Lease; the defaults are controller-runtime's.
     leader_election: bool = False
     lease_name: str = DEFAULT_LEASE_NAME
@@ -89,6 +91,9 @@ class Settings:
         retry = _number(env, "RETRY_PERIOD_SECONDS", cls.retry_period_seconds, float)
         if election:
             _check_election_timing(duration, deadline, retry)
+        workers = _number(env, "WORKERS", cls.workers, int)
+        if workers < 1:
+            raise SettingsError(f"{PREFIX}WORKERS must be at least 1")
         return cls(
             step_image=step_image,
             namespaces=namespaces,
@@ -97,6 +102,7 @@ class Settings:
             liveness_endpoint=liveness,
             metrics_port=_number(env, "METRICS_PORT", cls.metrics_port, int),
             resync_seconds=_number(env, "RESYNC_SECONDS", cls.resync_seconds, float),
+            workers=workers,
             leader_election=election,
             lease_name=lease_name,
             lease_namespace=lease_namespace,

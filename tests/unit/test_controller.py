@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from initpipeline.controller import Controller
+from initpipeline.informer import Change, Informer, key_of
 from initpipeline.render import render_pod
 from initpipeline.settings import Settings
 from initpipeline.spec import parse_pipeline
@@ -23,24 +24,37 @@ def body(version: str, progress: str) -> dict[str, Any]:
     }
 
 
-def controller() -> Controller:
-    return Controller(kube=None, settings=Settings(), unsupported_cluster=None)  # type: ignore[arg-type]
+def controller(kube: Any = None) -> Controller:
+    return Controller(kube=kube, settings=Settings(), unsupported_cluster=None)
+
+
+def informer(objects: list[dict[str, Any]], index: Any = None) -> Informer:
+    """An informer whose store holds `objects`, as after a list."""
+
+    async def nowhere() -> str | None:
+        return None
+
+    found = Informer(None, "test", nowhere, lambda change: None, index=index)  # type: ignore[arg-type]
+    for obj in objects:
+        found.store[key_of(obj)] = obj
+        found._emit(Change(key_of(obj), None, obj))
+    return found
 
 
 def test_an_older_watch_event_does_not_replace_our_newer_status_patch() -> None:
     ctl = controller()
-    ctl._remember(("shop", "web"), body("120", "1/2"))  # the answer to our status patch
-    ctl._remember(("shop", "web"), body("117", "0/2"))  # a watch event from before it
-    assert ctl._bodies[("shop", "web")]["status"]["progress"] == "1/2"
-    ctl._remember(("shop", "web"), body("121", "2/2"))
-    assert ctl._bodies[("shop", "web")]["status"]["progress"] == "2/2"
+    ctl._patched[("shop", "web")] = body("120", "1/2")  # the answer to our status patch
+    ctl.pipelines = [informer([body("117", "0/2")])]  # the informer is behind it
+    assert (ctl.body(("shop", "web")) or {})["status"]["progress"] == "1/2"
+    ctl.pipelines = [informer([body("121", "2/2")])]
+    assert (ctl.body(("shop", "web")) or {})["status"]["progress"] == "2/2"
 
 
 def test_versions_that_are_not_numbers_are_taken_as_they_come() -> None:
     ctl = controller()
-    ctl._remember(("shop", "web"), body("120", "1/2"))
-    ctl._remember(("shop", "web"), body("opaque", "0/2"))
-    assert ctl._bodies[("shop", "web")]["status"]["progress"] == "0/2"
+    ctl._patched[("shop", "web")] = body("120", "1/2")
+    ctl.pipelines = [informer([body("opaque", "0/2")])]
+    assert (ctl.body(("shop", "web")) or {})["status"]["progress"] == "0/2"
 
 
 # --------------------------------------------------------------------------- one reconcile
