@@ -330,6 +330,12 @@ def kubectl(cluster_level: ClusterLevel) -> Kubectl:
     return run
 
 
+@pytest.fixture(scope="session")
+def kubectl_argv(cluster_level: ClusterLevel) -> list[str]:
+    """The command line the `kubectl` fixture runs, for long-running watches."""
+    return [_STATE.kubectl_bin, "--kubeconfig", _STATE.kubeconfig, "--context", _STATE.context]
+
+
 @pytest.fixture
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace, ready for Pods (its default ServiceAccount exists); deleted afterwards."""

@@ -25,6 +25,7 @@ from typing import Any
 from tests.helpers import Kubectl, eventually, get
 
 REPO = Path(__file__).resolve().parents[1]
+CLUSTER_DIR = Path(os.environ.get("INITPIPELINE_CLUSTER_DIR", "/tmp/initpipeline-cluster"))
 MODE_ENV = "INITPIPELINE_TEST_OPERATOR"
 IMAGE_ENV = "INITPIPELINE_TEST_IMAGE"
 MODES = ("process", "deployment")
@@ -143,7 +144,8 @@ def operator_deployed(kubectl: Kubectl, image: str, workdir: Path) -> Iterator[D
     """deploy/base applied with `image`, until every replica is Ready; removed afterwards."""
     overlay = kustomization(image, workdir)
     since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    kubectl("apply", "--server-side", "-k", str(overlay))
+    # --force-conflicts: an earlier install (test_rbac scales it to 0) may own some fields.
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(overlay))
     deployed = Deployed(kubectl, since)
     try:
         deployed.wait_ready()

@@ -18,9 +18,7 @@ import base64
 import contextlib
 import json
 import re
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -68,18 +66,6 @@ def operator(request: pytest.FixtureRequest, namespace: str) -> Iterator[Operato
 
 
 # --------------------------------------------------------------------------- kubectl
-
-
-def _kubectl_argv(kubeconfig: str, context: str) -> list[str]:
-    """The kubectl the `kubectl` fixture runs (for the long-running watches)."""
-    state = getattr(sys.modules.get("tests.conftest"), "_STATE", None)
-    binary = getattr(state, "kubectl_bin", "") or shutil.which("kubectl") or "kubectl"
-    return [binary, "--kubeconfig", kubeconfig, "--context", context]
-
-
-@pytest.fixture
-def kubectl_argv(kubeconfig: str, kube_context: str) -> list[str]:
-    return _kubectl_argv(kubeconfig, kube_context)
 
 
 def documents(example: str, *kinds: str) -> list[dict[str, Any]]:
