@@ -21,6 +21,10 @@ Formats:
   (`checksum_mismatch_sh`); read by `termination_reason` (the step's reason becomes
   ChecksumMismatch), `parse_checksum_mismatch`, and `failure_detail` (the message
   without its reason, for the Ready message).
+- Operator findings (`waitingOn` entries for API-side targets, written by `deps`):
+  `<label>: <why>`, the shape of a progress line without its `waiting: ` prefix
+  (`finding`); the whys are the constants and functions of that section. Read back by
+  `finding_label` (`status.held`: a target of a step with no finding holds).
 """
 
 from __future__ import annotations
@@ -182,3 +186,72 @@ def failure_detail(reason: str | None, message: str | None) -> str:
     if (timeout := parse_wait_timeout(text)) is not None:
         return timed_out(timeout)
     return text
+
+
+# --------------------------------------------------------------------------- operator findings
+
+NOT_CHECKED_YET: Final = "not checked yet"
+SERVICE_MISSING: Final = "service does not exist"
+NO_READY_ENDPOINTS: Final = "no ready endpoints"
+JOB_MISSING: Final = "job does not exist"
+JOB_NOT_COMPLETE: Final = "job not complete"
+OBJECT_MISSING: Final = "does not exist"
+NAMESPACES_SETTING: Final = "INITPIPELINE_NAMESPACES"
+
+
+def finding(label: str, why: str) -> str:
+    """One waitingOn entry of the operator: `service mydb: no ready endpoints`."""
+    return f"{label}: {why}"
+
+
+def finding_label(entry: str) -> str:
+    """The target label of a `finding` (the text before the first ": ")."""
+    return _target_and_why(entry.strip())[0]
+
+
+def job_failed(reason: str) -> str:
+    return f"job failed ({reason})"
+
+
+def job_gone(revision: str) -> str:
+    """A Job that completed for an earlier spec revision and has been deleted since: told
+    apart from one never seen (`JOB_MISSING`)."""
+    return f"job is gone: it completed for an earlier spec revision ({revision})"
+
+
+def not_served(api_version: str, kind: str) -> str:
+    return f"{api_version} {kind} is not served by the API server"
+
+
+def no_condition(condition: str) -> str:
+    return f"no {condition} condition yet"
+
+
+def condition_not_true(condition: str, status: object, reason: str) -> str:
+    return f"{condition} is {status} {reason}"
+
+
+def not_watched(namespace: str) -> str:
+    """A target in a namespace outside INITPIPELINE_NAMESPACES."""
+    return f"not checked: the operator does not watch namespace {namespace} ({NAMESPACES_SETTING})"
+
+
+def cluster_scoped_not_watched(resource: str) -> str:
+    """A cluster-scoped target while the operator watches some namespaces only."""
+    return (
+        f"not checked: {resource} are cluster-scoped and the operator watches only "
+        f"some namespaces ({NAMESPACES_SETTING})"
+    )
+
+
+def access_refused(service_account: str, verb: str, resource: str, namespace: str) -> str:
+    """A SubjectAccessReview said no. Says nothing about the object itself (whether it
+    exists), only what the Pods' ServiceAccount may not do; `namespace` "" for a
+    cluster-scoped kind. `resource` is `plural[.group]` (`deployments.apps`)."""
+    where = f" in {namespace}" if namespace else ""
+    return f"not checked: serviceaccount {service_account} may not {verb} {resource}{where}"
+
+
+def access_review_failed(error: str) -> str:
+    """The SubjectAccessReview itself failed (retried): the target stays unchecked."""
+    return f"not checked: the access review failed ({error})"

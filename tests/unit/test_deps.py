@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from initpipeline.deps import Obj, Watched, api_waiting, ready_endpoints, watches_for
+from initpipeline.deps import (
+    Answer,
+    Obj,
+    Review,
+    Watched,
+    api_waiting,
+    ready_endpoints,
+    review_for,
+    watches_for,
+)
+from initpipeline.messages import access_refused
+from initpipeline.render import spec_hash
 from initpipeline.spec import Pipeline, parse_pipeline
+from initpipeline.status.held import carry_forward
 
 pytestmark = pytest.mark.unit
 
@@ -41,13 +54,31 @@ class FakeObjects:
         ]
 
 
-def pipeline(*targets: dict[str, Any]) -> Pipeline:
+class FakeAccess:
+    """Answers to access reviews, filled by the test; records what was asked."""
+
+    def __init__(
+        self, answers: dict[Review, Answer] | None = None, namespaces: tuple[str, ...] = ()
+    ) -> None:
+        self.answers = answers or {}
+        self.namespaces = namespaces
+        self.asked: list[Review] = []
+
+    def watches(self, namespace: str) -> bool:
+        return not self.namespaces or namespace in self.namespaces
+
+    def answer(self, review: Review) -> Answer | None:
+        self.asked.append(review)
+        return self.answers.get(review)
+
+
+def pipeline(*targets: dict[str, Any], image: str = "app:1", **pod_spec: Any) -> Pipeline:
     return parse_pipeline(
         {
             "metadata": {"name": "web", "namespace": "shop"},
             "spec": {
                 "steps": [{"name": "deps", "waitFor": list(targets)}],
-                "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+                "template": {"spec": {"containers": [{"name": "app", "image": image}], **pod_spec}},
             },
         }
     )
@@ -170,3 +201,163 @@ def test_every_unmet_target_is_listed() -> None:
             "job c: job does not exist",
         ]
     }
+
+
+# --------------------------------------------------------------------------- held for a revision
+
+NOW = datetime(2026, 12, 2, 8, 0, 0, tzinfo=UTC)
+DONE = FakeObjects({JOBS: True}, {JOBS: [job("migrate", ("Complete", "True"))]})
+GONE = FakeObjects({JOBS: True}, {})
+
+
+def test_a_job_that_completed_for_this_revision_stays_held_once_it_is_deleted() -> None:
+    """The issue's scenario: the Job completes, ttlSecondsAfterFinished deletes it, the
+    pipeline's Pod is re-created: its wait step must not wait for the Job again."""
+    p = pipeline({"job": "migrate"}, {"service": "db"})
+    objects = FakeObjects({**DONE._served, SERVICES: True, SLICES: True}, DONE._objects)
+    waiting = api_waiting(p, objects)
+    assert waiting == {"deps": ["service db: service does not exist"]}
+    record = carry_forward(p, waiting, None, NOW)
+    assert record == [
+        {
+            "step": "deps",
+            "target": "job migrate",
+            "revision": spec_hash(p.spec),
+            "heldAt": "2026-12-02T08:00:00Z",
+        }
+    ]
+    previous = {"heldTargets": record}
+    gone = FakeObjects({JOBS: True, SERVICES: True, SLICES: True}, {})
+    assert api_waiting(p, gone, previous=previous) == {
+        "deps": ["service db: service does not exist"]
+    }
+    assert api_waiting(p, gone) == {
+        "deps": ["job migrate: job does not exist", "service db: service does not exist"]
+    }
+    # Carried forward unchanged (heldAt too) while it stays held.
+    assert carry_forward(p, api_waiting(p, gone, previous=previous), previous, NOW) == record
+
+
+def test_a_job_gone_since_it_completed_for_an_earlier_revision_is_told_apart() -> None:
+    old = pipeline({"job": "migrate"})
+    record = carry_forward(old, api_waiting(old, DONE), None, NOW)
+    new = pipeline({"job": "migrate"}, image="app:2")
+    assert spec_hash(new.spec) != spec_hash(old.spec)
+    previous = {"heldTargets": record}
+    assert api_waiting(new, GONE, previous=previous) == {
+        "deps": [
+            f"job migrate: job is gone: it completed for an earlier spec revision "
+            f"({spec_hash(old.spec)})"
+        ]
+    }
+    assert api_waiting(new, GONE) == {"deps": ["job migrate: job does not exist"]}
+    # The old revision's entry is kept until the Job holds for the new one.
+    assert carry_forward(new, api_waiting(new, GONE, previous=previous), previous, NOW) == record
+    renewed = carry_forward(new, api_waiting(new, DONE, previous=previous), previous, NOW)
+    assert [entry["revision"] for entry in renewed] == [spec_hash(new.spec)]
+
+
+def test_an_unjudged_or_unmet_job_is_not_recorded() -> None:
+    p = pipeline({"job": "migrate"})
+    assert carry_forward(p, {}, None, NOW) == []
+    assert carry_forward(p, api_waiting(p, FakeObjects({}, {})), None, NOW) == []
+    assert carry_forward(p, api_waiting(p, GONE), None, NOW) == []
+    running = FakeObjects({JOBS: True}, {JOBS: [job("migrate")]})
+    assert carry_forward(p, api_waiting(p, running), None, NOW) == []
+
+
+# --------------------------------------------------------------------------- tenancy
+
+TENANT_B = Watched("v1", "Service", "tenant-b")
+TENANT_B_SLICES = Watched("discovery.k8s.io/v1", "EndpointSlice", "tenant-b")
+PRIVATE_DB = Review("shop", "default", "v1", "Service", "tenant-b", "private-db")
+NOTHING = Review("shop", "default", "v1", "Service", "tenant-b", "nothing")
+REFUSED = Answer(False, access_refused("shop/default", "get", "services", "tenant-b"))
+
+
+def tenant_b(*services: str) -> FakeObjects:
+    return FakeObjects(
+        {TENANT_B: True, TENANT_B_SLICES: True},
+        {TENANT_B: [service(name) for name in services]},
+    )
+
+
+def test_same_namespace_service_and_job_targets_need_no_review() -> None:
+    p = pipeline({"service": "db"}, {"job": "migrate"}, {"service": "shop/cache"})
+    assert [review_for(p, target) for target in p.spec.steps[0].targets] == [None, None, None]
+    access = FakeAccess()
+    objects = FakeObjects({SERVICES: True, SLICES: True, JOBS: True}, {})
+    assert api_waiting(p, objects, access) == api_waiting(p, objects)
+    assert access.asked == []
+
+
+def test_a_refused_cross_namespace_target_never_tells_whether_it_exists() -> None:
+    """The issue's oracle: tenant-b/private-db exists without endpoints, tenant-b/nothing does
+    not; refused, both read the same."""
+    p = pipeline({"service": "tenant-b/private-db"}, {"service": "tenant-b/nothing"})
+    objects = tenant_b("private-db")
+    assert api_waiting(p, objects) == {
+        "deps": [
+            "service tenant-b/private-db: no ready endpoints",
+            "service tenant-b/nothing: service does not exist",
+        ]
+    }
+    refused = FakeAccess({PRIVATE_DB: REFUSED, NOTHING: REFUSED})
+    assert api_waiting(p, objects, refused) == {
+        "deps": [
+            "service tenant-b/private-db: not checked: serviceaccount shop/default may not get "
+            "services in tenant-b",
+            "service tenant-b/nothing: not checked: serviceaccount shop/default may not get "
+            "services in tenant-b",
+        ]
+    }
+    assert refused.asked == [PRIVATE_DB, NOTHING]
+    pending = FakeAccess()
+    assert api_waiting(p, objects, pending) == {
+        "deps": [
+            "service tenant-b/private-db: not checked yet",
+            "service tenant-b/nothing: not checked yet",
+        ]
+    }
+    allowed = FakeAccess({PRIVATE_DB: Answer(True), NOTHING: Answer(True)})
+    assert api_waiting(p, objects, allowed) == api_waiting(p, objects)
+
+
+def test_a_refused_target_holds_back_its_step() -> None:
+    p = pipeline({"service": "tenant-b/private-db"})
+    ready = FakeObjects(
+        {TENANT_B: True, TENANT_B_SLICES: True},
+        {TENANT_B: [service("private-db")], TENANT_B_SLICES: [endpoint_slice("private-db", True)]},
+    )
+    assert api_waiting(p, ready, FakeAccess({PRIVATE_DB: Answer(True)})) == {"deps": []}
+    assert api_waiting(p, ready, FakeAccess({PRIVATE_DB: REFUSED})) != {"deps": []}
+
+
+def test_every_resource_target_is_reviewed_for_the_pods_service_account() -> None:
+    secret_like = {"apiVersion": "v1", "kind": "Secret", "name": "db-password"}
+    p = pipeline({"resource": secret_like}, {"job": "other/seed"}, serviceAccountName="web-sa")
+    assert [review_for(p, target) for target in p.spec.steps[0].targets] == [
+        Review("shop", "web-sa", "v1", "Secret", "shop", "db-password"),
+        Review("shop", "web-sa", "batch/v1", "Job", "other", "seed"),
+    ]
+    why = access_refused("shop/web-sa", "get", "secrets", "shop")
+    secret = Review("shop", "web-sa", "v1", "Secret", "shop", "db-password")
+    access = FakeAccess({secret: Answer(False, why)})
+    assert api_waiting(p, FakeObjects({}, {}), access)["deps"][0] == (
+        "Secret db-password (Ready): not checked: serviceaccount shop/web-sa may not get "
+        "secrets in shop"
+    )
+
+
+def test_a_target_in_a_namespace_the_operator_does_not_watch_says_so() -> None:
+    p = pipeline({"service": "tenant-b/private-db"}, {"service": "db"})
+    access = FakeAccess(namespaces=("shop",))
+    assert api_waiting(p, FakeObjects({SERVICES: True, SLICES: True}, {}), access) == {
+        "deps": [
+            "service tenant-b/private-db: not checked: the operator does not watch namespace "
+            "tenant-b (INITPIPELINE_NAMESPACES)",
+            "service db: service does not exist",
+        ]
+    }
+    assert access.asked == []
+    assert watches_for(p, access) == {SERVICES, SLICES}

@@ -898,6 +898,7 @@ def test_every_recorded_pod_gives_a_schema_safe_status(name: str, policy: str) -
         "pods",
         "steps",
         "conditions",
+        "heldTargets",
     }
     for entry in status["steps"]:
         assert entry["state"] in {"Pending", "Running", "Ready", "Succeeded", "Failed"}

@@ -5,6 +5,8 @@
 - `waitingOn` only on a wait step that is the current step and Pending/Running: the
   operator's API-side findings, then the Pod's own last `waiting:` report
   (`messages.wait_report`, read from the containers `wait_logs_to_read` names).
+- `heldTargets`: the Job targets that held, per step and spec revision (`held`), carried
+  forward from `previous`.
 - Every top-level key is always present (a JSON merge patch of the dict replaces every
   field); step entries leave out empty fields; nothing is ever None.
 """
@@ -19,6 +21,7 @@ from initpipeline import messages
 from initpipeline.fields import as_int, as_mapping
 from initpipeline.names import PIPELINE_LABEL
 from initpipeline.spec import Pipeline, Step, StepType
+from initpipeline.status import held
 from initpipeline.status.conditions import conditions
 from initpipeline.status.kubelet import StepView
 from initpipeline.status.pods import PodView, current_pods
@@ -58,6 +61,7 @@ def _assemble(
     generation: int,
     replicas: int,
     steps: list[dict[str, Any]],
+    held_targets: list[dict[str, str]],
     ready_replicas: int = 0,
     finished: int = 0,
     current_step: str = "",
@@ -77,6 +81,7 @@ def _assemble(
         "pods": list(pods),
         "steps": steps,
         "conditions": entries,
+        held.FIELD: held_targets,
     }
 
 
@@ -130,7 +135,8 @@ def derive_status(
       caller filtered them). Pods being deleted never count.
     api_waiting: step name -> the operator's unmet API-side targets of that wait step,
       already formatted (`service mydb: no ready endpoints`); [] or absent when none.
-    previous: the CR's current `status` (or None): conditions keep their lastTransitionTime.
+    previous: the CR's current `status` (or None): conditions keep their lastTransitionTime,
+      `heldTargets` is carried forward (`held.carry_forward`).
     now: when the status is derived; only used for conditions that flip.
     wait_reports: (pod name, step name) -> `wait_report()` of that wait container's log
       (`wait_logs_to_read` says which).
@@ -140,10 +146,18 @@ def derive_status(
     spec = pipeline.spec
     steps = spec.steps
     pending = [_step_entry(step, StepView(), ()) for step in steps]
+    held_targets = held.carry_forward(pipeline, api_waiting, previous, now)
     overruled = overruling(problems, spec.suspend, len(pods))
     if overruled is not None and (problems.invalid_spec is not None or spec.suspend):
         # No Pod of this spec can exist (or should): report none.
-        return _assemble(overruled, previous, now, **_identity(pipeline), steps=pending)
+        return _assemble(
+            overruled,
+            previous,
+            now,
+            **_identity(pipeline),
+            steps=pending,
+            held_targets=held_targets,
+        )
 
     seen = current_pods(pipeline, pods, current_hash)
     current, rep = seen.current, seen.rep
@@ -193,6 +207,7 @@ def derive_status(
         now,
         **_identity(pipeline),
         steps=entries,
+        held_targets=held_targets,
         ready_replicas=sum(pod.ready for pod in current),
         finished=finished,
         current_step=current_step,
@@ -232,6 +247,7 @@ def unparsed_status(
         generation=generation,
         replicas=replicas,
         steps=[],
+        held_targets=held.unparsed(previous),
     )
 
 
