@@ -8,9 +8,9 @@ election; the operator watches only that namespace, with Roles there and no clus
 but the aggregated wait-target ClusterRole. Then deploy/examples/04-sequential.yaml must become
 Ready.
 
-Nothing else may reconcile that namespace: the in-process operators of other tests watch their
-own namespaces, and the session of INITPIPELINE_TEST_OPERATOR=deployment (whose operator
-watches every namespace) deselects this test; a deploy/ operator left running is refused.
+Nothing else may reconcile that namespace: it runs in the INITPIPELINE_TEST_OPERATOR=deployment
+session (marker `deployment`), after the modules whose deploy/ operator watches every namespace
+have removed it; a deploy/ operator left running is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tests import deployment
 from tests.helpers import Kubectl, eventually, get, status
 from tests.unit.test_helm import CHART, built_binary
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.deployment]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "04-sequential.yaml"
 TIMEOUT = 180.0
