@@ -68,19 +68,27 @@ docs: ## Regenerate the field reference in docs/api.md from the CRD
 ##@ Tests and running
 
 .PHONY: lint
-lint: ## ruff, ruff format --check, mypy --strict, hadolint, shellcheck
+lint: ## ruff, ruff format --check, mypy --strict, hadolint, shellcheck (also of every generated script)
 	uv sync --quiet
 	uv run ruff check operator tests
 	uv run ruff format --check operator tests
 	uv run mypy
 	uv run hadolint Dockerfile
 	shellcheck -x hack/*.sh hack/lib/*.sh hack/images/*.sh .ci/run
+	uv run pytest -q -p no:cacheprovider tests/unit/test_script_lint.py
 
 .PHONY: test
-test: lint cluster-build ## Lint, then unit, integration and e2e tests on the local cluster (node level)
+test: lint cluster-build ## Lint, then every test tier on the local cluster (node level), then test-deployment
 	@# Bring up (or reuse) the node level unless an explicit KUBECONFIG is given.
 	if [[ -z "$${KUBECONFIG:-}" ]]; then $(CLUSTER) up node; fi
 	uv run pytest tests/ $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-deployment
+
+.PHONY: test-deployment
+test-deployment: ## The operator's image in the cluster: deploy/ (2 replicas, failover), Helm, incluster seeds
+	@# A session of its own: the deployed operator watches every namespace. Exit 5 (no test
+	@# selected, e.g. by PYTEST_ARGS) is not a failure here.
+	INITPIPELINE_TEST_OPERATOR=deployment uv run pytest tests/ $(PYTEST_ARGS) || [[ $$? == 5 ]]
 
 .PHONY: run
 run: ## Run the operator against KUBECONFIG if set, else against the local cluster (node level)
