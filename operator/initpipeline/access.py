@@ -4,9 +4,10 @@
 every `resource`) and `deps.refusal` turns the answers into findings; this module asks the
 API server. `AccessReviews.answer` never waits: it returns the cached answer (a stale one while
 it is asked again) or None, and asks in the background; when an answer arrives or changes it
-calls `on_change` with the target's `Watched`, so the pipelines that depend on it are looked
-at again. The calls are rate-limited (a token bucket) and bounded in number at once, so a
-burst of pipelines never floods the API server, and no reconcile waits for another's review.
+calls `on_change((watched, name))` with the target's kind, namespace and name (the
+controller's dependency key), so the pipelines that depend on it are looked at again. The
+calls are rate-limited (a token bucket) and bounded in number at once, so a burst of
+pipelines never floods the API server, and no reconcile waits for another's review.
 
 Which review: with every namespace watched, a SubjectAccessReview (the operator's ClusterRole
 grants `create` on `subjectaccessreviews`); with INITPIPELINE_NAMESPACES, a
@@ -139,7 +140,7 @@ class AccessReviews:
     def __init__(
         self,
         kube: Api,
-        on_change: Callable[[Watched], None] | None = None,
+        on_change: Callable[[tuple[Watched, str]], None] | None = None,
         *,
         namespaces: Sequence[str] = (),
         allowed_ttl: float = ALLOWED_TTL,
@@ -202,7 +203,7 @@ class AccessReviews:
         finally:
             self._asking.pop(review, None)
         if self._on_change is not None and (before is None or before.answer != answer):
-            self._on_change(review.watched)
+            self._on_change((review.watched, review.name))
         return answer
 
     async def _review(self, review: Review, before: _Cached | None) -> tuple[Answer, float, int]:

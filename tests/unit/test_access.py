@@ -58,8 +58,10 @@ class FakeApi:
         return {**obj, "status": {"allowed": self.allowed}}
 
 
-def reviews(api: FakeApi, clock: Clock, **kwargs: Any) -> tuple[AccessReviews, list[Watched]]:
-    changed: list[Watched] = []
+def reviews(
+    api: FakeApi, clock: Clock, **kwargs: Any
+) -> tuple[AccessReviews, list[tuple[Watched, str]]]:
+    changed: list[tuple[Watched, str]] = []
     return AccessReviews(api, changed.append, clock=clock, **kwargs), changed
 
 
@@ -140,7 +142,7 @@ async def test_the_first_answer_is_asked_in_the_background_then_cached() -> None
     assert await access.ask(PRIVATE_DB) == Answer(False, REFUSED_TEXT)
     assert access.answer(PRIVATE_DB) == Answer(False, REFUSED_TEXT)
     assert [path for path, _ in api.sent] == [SUBJECT_ACCESS_REVIEWS]
-    assert changed == [Watched("v1", "Service", "tenant-b")]
+    assert changed == [(Watched("v1", "Service", "tenant-b"), "private-db")]
 
 
 async def test_one_request_per_review_at_a_time() -> None:
@@ -167,7 +169,7 @@ async def test_an_expired_answer_is_used_while_it_is_asked_again() -> None:
     assert access.answer(PRIVATE_DB) == Answer(False, REFUSED_TEXT)  # stale, being refreshed
     assert await access.ask(PRIVATE_DB) == Answer(True)
     assert len(api.sent) == 2
-    assert changed == [Watched("v1", "Service", "tenant-b")] * 2
+    assert changed == [(Watched("v1", "Service", "tenant-b"), "private-db")] * 2
     clock.now += 59
     assert access.answer(PRIVATE_DB) == Answer(True)
     assert len(api.sent) == 2
