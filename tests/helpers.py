@@ -5,10 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from kopf.testing import KopfRunner
@@ -120,3 +127,91 @@ class Stream:
     def events(self) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:
             return list(self._events)
+
+
+# ------------------------------------------------------------------ the operator as a process
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+    except OSError:
+        return 0, ""
+
+
+@dataclass
+class OperatorProcess:
+    """`initpipeline run` as a child process (the container's command)."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    metrics_url: str
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        assert self.process.poll() is None, self.text()[-3000:]
+        return True
+
+    def metric(self, name: str) -> dict[str, float]:
+        """The samples of one metric, by their label text (`state="Pending"`); {} when the
+        endpoint does not answer."""
+        code, text = http_get(self.metrics_url)
+        samples = {}
+        for line in text.splitlines() if code == 200 else ():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                labels, _, value = line[len(name) :].rpartition(" ")
+                samples[labels.strip("{}")] = float(value)
+        return samples
+
+
+@contextlib.contextmanager
+def operator_process(
+    kubeconfig: str, log: Path, python: str = sys.executable, **env: str
+) -> Iterator[OperatorProcess]:
+    """The operator as a child process, until the block ends (SIGTERM, then SIGKILL)."""
+    liveness, metrics = free_port(), free_port()
+    settings = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INITPIPELINE_")},
+        "KUBECONFIG": kubeconfig,
+        "PYTHONUNBUFFERED": "1",
+        "INITPIPELINE_LIVENESS_ENDPOINT": f"http://127.0.0.1:{liveness}/healthz",
+        "INITPIPELINE_METRICS_PORT": str(metrics),
+        "INITPIPELINE_RESYNC_SECONDS": "2",
+        **env,
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [python, "-m", "initpipeline.cli", "run"],
+            env=settings, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+        )  # fmt: skip
+    operator = OperatorProcess(process, log, f"http://127.0.0.1:{metrics}/metrics")
+    try:
+        eventually(
+            lambda: (
+                operator.alive() and http_get(settings["INITPIPELINE_LIVENESS_ENDPOINT"])[0] == 200
+            )
+        )
+        yield operator
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # should the test have left it stopped
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

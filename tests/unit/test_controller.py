@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
-from initpipeline.controller import Controller
-from initpipeline.informer import Change, Informer, key_of
+from initpipeline import metrics
+from initpipeline.cache import dependencies_of, known_as
+from initpipeline.controller import Controller, _pipeline_of, is_own_echo
+from initpipeline.deps import SERVICE_NAME_LABEL, Watched
+from initpipeline.informer import Change, Informer, key_of, replace_diff
+from initpipeline.kube import ApiError, transient
 from initpipeline.render import render_pod
 from initpipeline.settings import Settings
 from initpipeline.spec import parse_pipeline
@@ -90,6 +95,9 @@ class FakeKube:
     async def delete(self, path: str, uid: str) -> None:
         raise AssertionError("nothing to delete")
 
+    async def merge_patch_pod(self, path: str, patch: dict[str, Any]) -> None:
+        raise AssertionError("no release expected")
+
 
 def pipeline_body() -> dict[str, Any]:
     return {
@@ -140,3 +148,164 @@ async def test_reconcile_reads_one_log_derives_once_and_writes_then_records() ->
     await ctl.reconcile(again, pods)
     assert len(kube.patches) == 1
     assert len(kube.events) == 1
+
+
+# --------------------------------------------------------------------------- failures
+
+
+class RefusingKube(FakeKube):
+    """Pod creates fail with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def create(self, path: str, manifest: dict[str, Any]) -> None:
+        raise self.error
+
+
+def ready_reason(patch: dict[str, Any]) -> tuple[str, str]:
+    conditions = {c["type"]: c for c in patch["status"]["conditions"]}
+    return conditions["Ready"]["reason"], conditions["Stalled"]["status"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiError(429, "TooManyRequests", "slow down", retry_after=3),
+        ApiError(500, "InternalError", "etcd leader changed"),
+        ApiError(503, "ServiceUnavailable", "apiserver shutting down"),
+        ApiError(504, "Timeout", "the request timed out"),
+        httpx.ConnectError("connection refused"),
+        httpx.ReadTimeout("read timed out"),
+        httpx.PoolTimeout("no connection free"),
+    ],
+    ids=str,
+)
+async def test_a_transient_pod_create_failure_is_retried_not_stalled(error: Exception) -> None:
+    kube = RefusingKube(error)
+    ctl = controller(kube)
+    with pytest.raises(type(error)):
+        await ctl.reconcile(pipeline_body(), [])
+    assert transient(error)
+    assert kube.patches == []  # no PodCreationFailed, no Stalled
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 422])
+async def test_a_refused_pod_stalls_with_pod_creation_failed(status: int) -> None:
+    error = ApiError(status, "Invalid", "spec.containers[0].image: Required value")
+    kube = RefusingKube(error)
+    ctl = controller(kube)
+    await ctl.reconcile(pipeline_body(), [])
+    assert not transient(error)
+    [(_, patch)] = kube.patches
+    assert ready_reason(patch) == ("PodCreationFailed", "True")
+    assert "Required value" in patch["status"]["message"]
+
+
+async def test_a_throttled_key_comes_back_no_sooner_than_retry_after() -> None:
+    ctl = controller()
+    error = ApiError(429, "TooManyRequests", "slow down", retry_after=7)
+    assert ctl.queue.add_rate_limited(("shop", "web"), at_least=error.retry_after or 0) >= 7
+
+
+# --------------------------------------------------------------------------- the gauge
+
+
+def gauge(state: str) -> float:
+    return metrics.REGISTRY.get_sample_value("initpipeline_pipelines", {"state": state}) or 0.0
+
+
+async def test_the_gauge_counts_a_pipeline_from_its_first_reconcile_even_unchanged() -> None:
+    kube = FakeKube()
+    pipeline = parse_pipeline(pipeline_body())
+    pods = [render_pod(pipeline, i, Settings().step_image) for i in range(2)]
+    for pod in pods:
+        pod["metadata"]["uid"] = pod["metadata"]["name"]
+        pod["status"] = {"phase": "Pending"}
+    await controller(kube).reconcile(pipeline_body(), pods)
+    [(_, patch)] = kube.patches
+    metrics.forget("shop", "web")  # a new process: the gauge starts empty
+    before = gauge("Pending")
+
+    restarted = controller(kube)  # the status already says it all
+    await restarted.reconcile({**pipeline_body(), "status": patch["status"]}, pods)
+    assert len(kube.patches) == 1  # nothing changed, nothing written
+    assert gauge("Pending") == before + 1
+    metrics.forget("shop", "web")
+
+
+# --------------------------------------------------------------------------- watch gaps
+
+
+async def test_a_pod_gone_from_the_relisted_cache_is_created_again() -> None:
+    kube = FakeKube()
+    ctl = controller(kube)
+    pipeline = {**pipeline_body(), "spec": {**pipeline_body()["spec"], "replicas": 1}}
+    pod = render_pod(parse_pipeline(pipeline), 0, ctl.settings.step_image)
+    pod["metadata"]["uid"] = "p0"
+    ctl.pipelines = [informer([pipeline])]
+    pods = informer([pod], index=_pipeline_of)
+    ctl.pods = [pods]
+    await ctl.reconcile_key(("shop", "web"))
+    assert kube.created == []  # the Pod is there
+    for change in replace_diff(pods.store, {}):  # relisted: the Pod was deleted in the gap
+        pods._emit(change)
+    pods.store = {}
+    await ctl.reconcile_key(("shop", "web"))
+    assert kube.created == [pod["metadata"]["name"]]
+
+
+async def test_a_pipeline_gone_from_the_relisted_cache_is_forgotten() -> None:
+    kube = FakeKube()
+    ctl = controller(kube)
+    ctl.pipelines = [informer([pipeline_body()])]
+    await ctl.reconcile_key(("shop", "web"))
+    assert ("shop", "web") in ctl.known()
+    before = gauge("Pending")
+    ctl.pipelines = [informer([])]
+    assert await ctl.reconcile_key(("shop", "web")) is None  # no resync of a gone pipeline
+    assert ("shop", "web") not in ctl.known()
+    assert gauge("Pending") == before - 1
+
+
+# --------------------------------------------------------------------------- wake-ups
+
+
+def test_our_own_status_echo_does_not_wake_the_pipeline_but_a_spec_change_does() -> None:
+    ctl = controller()
+    old = {**pipeline_body(), "status": {"progress": "0/1"}}
+    ctl._patched[("shop", "web")] = {**old, "status": {"progress": "1/1"}}
+    echo = {**old, "status": {"progress": "1/1"}}
+    ctl._pipeline_changed(Change(("shop", "web"), old, echo))
+    assert len(ctl.queue) == 0
+    someone_else = {**old, "status": {"progress": "0/7"}}
+    ctl._pipeline_changed(Change(("shop", "web"), old, someone_else))
+    assert len(ctl.queue) == 1
+    newer = {**echo, "metadata": {**echo["metadata"], "generation": 2}}
+    assert not is_own_echo(echo, newer, echo["status"])
+
+
+def waiting_on_service(name: str, service: str) -> Any:
+    return parse_pipeline(
+        {
+            **pipeline_body(),
+            "metadata": {**pipeline_body()["metadata"], "name": name},
+            "spec": {
+                **pipeline_body()["spec"],
+                "steps": [{"name": "wait", "waitFor": [{"service": service}]}],
+            },
+        }
+    )
+
+
+def test_a_dependency_change_wakes_only_the_pipelines_that_depend_on_it() -> None:
+    ctl = controller()
+    for name, service in (("web", "db"), ("api", "db"), ("batch", "cache")):
+        ctl._depend(("shop", name), dependencies_of(waiting_on_service(name, service)))
+    slice_ = {
+        "metadata": {"namespace": "shop", "name": "db-x1", "labels": {SERVICE_NAME_LABEL: "db"}}
+    }
+    watched = Watched("discovery.k8s.io/v1", "EndpointSlice", "shop")
+    ctl._dependency_changed((watched, known_as(watched, slice_)))
+    assert sorted(ctl.queue._queue) == [("shop", "api"), ("shop", "web")]
