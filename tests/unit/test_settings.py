@@ -136,3 +136,14 @@ def test_election_timing_is_not_checked_when_election_is_off() -> None:
 
 def test_an_empty_liveness_endpoint_serves_none() -> None:
     assert Settings.from_env({"INITPIPELINE_LIVENESS_ENDPOINT": ""}).liveness_endpoint == ""
+
+
+def test_workers_default_to_four_and_are_read_from_their_variable() -> None:
+    assert Settings.from_env({}).workers == 4
+    assert Settings.from_env({"INITPIPELINE_WORKERS": "16"}).workers == 16
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_workers_below_one_name_the_variable(value: str) -> None:
+    with pytest.raises(SettingsError, match="INITPIPELINE_WORKERS"):
+        Settings.from_env({"INITPIPELINE_WORKERS": value})
