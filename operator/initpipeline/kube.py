@@ -127,6 +127,17 @@ def _error(response: httpx.Response) -> ApiError:
     )
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One request as sent (again, when throttled)."""
+
+    method: str
+    path: str
+    params: Mapping[str, str] | None
+    content: str | None
+    headers: Mapping[str, str] | None
+
+
 def _throttled(response: httpx.Response) -> bool:
     return response.status_code == 429 or (
         response.status_code == 503 and "Retry-After" in response.headers
@@ -165,8 +176,9 @@ class Kube:
         """Send; a throttled answer is sent again after the server's Retry-After."""
         content = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if content is not None else None
+        outgoing = Outgoing(method, path, params, content, headers)
         for _ in range(THROTTLE_RETRIES):
-            response = await self._send(method, path, params, content, headers)
+            response = await self._send(outgoing)
             if not _throttled(response):
                 return response
             delay = min(retry_after(response) or 1.0, MAX_RETRY_AFTER_SECONDS)
@@ -174,18 +186,16 @@ class Kube:
                 "%s %s throttled (%d), again in %gs", method, path, response.status_code, delay
             )
             await asyncio.sleep(delay)
-        return await self._send(method, path, params, content, headers)
+        return await self._send(outgoing)
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        content: str | None,
-        headers: Mapping[str, str] | None,
-    ) -> httpx.Response:
+    async def _send(self, outgoing: Outgoing) -> httpx.Response:
+        """One attempt."""
         return await self._http.request(
-            method, path, params=params, content=content, headers=headers
+            outgoing.method,
+            outgoing.path,
+            params=outgoing.params,
+            content=outgoing.content,
+            headers=outgoing.headers,
         )
 
     async def server_version(self) -> tuple[int, int]:
@@ -397,15 +407,10 @@ class FencedKube(Kube):
         """`kube`'s connections, fenced."""
         return cls(kube._clients, may_write)
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        content: str | None,
-        headers: Mapping[str, str] | None,
-    ) -> httpx.Response:
+    async def _send(self, outgoing: Outgoing) -> httpx.Response:
         # Asked before every attempt: a retry after a throttled answer is a write too.
-        if method != "GET" and not self._may_write():
-            raise ApiError(0, "NotLeader", f"{method} {path}: leadership may have passed")
-        return await super()._send(method, path, params, content, headers)
+        if outgoing.method != "GET" and not self._may_write():
+            raise ApiError(
+                0, "NotLeader", f"{outgoing.method} {outgoing.path}: leadership may have passed"
+            )
+        return await super()._send(outgoing)
