@@ -317,6 +317,8 @@ ALLOWED = [
     ("list", "jobs.batch"),
     ("watch", "jobs.batch"),
     ("create", "events"),
+    # tenancy: may the Pods' ServiceAccount get a target? (operator/initpipeline/access.py)
+    ("create", "subjectaccessreviews.authorization.k8s.io"),
 ]
 REFUSED = [
     ("get", "secrets"),
@@ -341,6 +343,10 @@ REFUSED = [
     ("escalate", "clusterroles.rbac.authorization.k8s.io"),
     ("patch", "events"),
     ("list", "nodes"),
+    # It asks about a target; it reads no RBAC object and asks no namespaced review.
+    ("list", "rolebindings.rbac.authorization.k8s.io"),
+    ("get", "roles.rbac.authorization.k8s.io"),
+    ("create", "localsubjectaccessreviews.authorization.k8s.io"),
 ]
 
 
@@ -470,6 +476,18 @@ def test_full_lifecycle_with_the_operators_own_token(
 ) -> None:
     as_operator = token_kubeconfig(kubectl, kubeconfig, tmp_path / "operator.kubeconfig")
     grant = f"initpipeline-test-deployments-{namespace}"[:63]
+    # Tenancy: the resource target is checked only if the Pods' ServiceAccount may get it.
+    kubectl("apply", "-f", "-", namespace=namespace, input=yaml.safe_dump_all([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "get-backend"},
+         "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"],
+                    "resourceNames": ["backend"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "default-gets-backend"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                     "name": "get-backend"},
+         "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": namespace}]},
+    ]))  # fmt: skip
     with operator_process(as_operator, tmp_path / "operator.log") as operator:
         # create: the Pod, owned by the pipeline, and a status.
         kubectl("apply", "-f", "-", namespace=namespace, input=PIPELINE)
@@ -601,14 +619,18 @@ def test_single_namespace_overlay_needs_no_cluster_wide_rights(
         kubectl("apply", "-f", "-", input=yaml.safe_dump_all(rbac))
         as_operator = token_kubeconfig(kubectl, kubeconfig, tmp_path / "ns.kubeconfig", account)
         subject = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{account}"
-        for verb, resource, where in [
-            ("list", "pods", "default"),
-            ("list", "initpipelines.initpipeline.io", "default"),
+        for verb, resource, where, want in [
+            ("list", "pods", "default", "no"),
+            ("list", "initpipelines.initpipeline.io", "default", "no"),
+            # tenancy: reviews in the watched namespace only, none cluster-wide
+            ("create", "localsubjectaccessreviews.authorization.k8s.io", namespace, "yes"),
+            ("create", "localsubjectaccessreviews.authorization.k8s.io", "default", "no"),
+            ("create", "subjectaccessreviews.authorization.k8s.io", namespace, "no"),
         ]:
             answer = kubectl(
                 "auth", "can-i", verb, resource, "--as", subject, "-n", where, check=False
             )
-            assert answer.stdout.strip() == "no"
+            assert answer.stdout.strip() == want, (verb, resource, where)
         with operator_process(
             as_operator, tmp_path / "operator.log", INITPIPELINE_NAMESPACES=namespace
         ) as operator:
