@@ -92,6 +92,9 @@ class Controller:
         self._depends_on: dict[Key, set[Dependency]] = {}
         self._dependents: dict[Dependency, set[Key]] = {}
         self._known: set[Key] = set()
+        # Pipelines whose last Pod create was refused: looked at again with backoff (a refusal
+        # can pass too, e.g. a new namespace's ServiceAccount that did not exist yet).
+        self._refused: set[Key] = set()
 
     @classmethod
     async def start(cls, kube: Kube, settings: Settings) -> Controller:
@@ -211,9 +214,12 @@ class Controller:
                 else:
                     log.exception("reconciling %s/%s failed, again in %.1fs", *key, wait)
             else:
-                self.queue.forget(key)
-                if delay is not None:
-                    self.queue.add_after(key, jittered(delay, random.random()))
+                if key in self._refused:
+                    self.queue.add_rate_limited(key)
+                else:
+                    self.queue.forget(key)
+                    if delay is not None:
+                        self.queue.add_after(key, jittered(delay, random.random()))
             finally:
                 self.queue.done(key)
 
@@ -240,6 +246,7 @@ class Controller:
         if key in self._known:
             log.info("InitPipeline %s/%s is gone, forgotten", *key)
         self._known.discard(key)
+        self._refused.discard(key)
         self._patched.pop(key, None)
         self._depend(key, set())
         self._depends_on.pop(key, None)
@@ -264,8 +271,13 @@ class Controller:
             )
             return IDLE_RESYNC_SECONDS
         problems = Problems(unsupported_cluster=self.unsupported_cluster)
+        key = (pipeline.namespace, pipeline.name)
         if self.unsupported_cluster is None:
             problems = Problems(creation_error=await self._converge_pods(pipeline, pods))
+            if problems.creation_error:
+                self._refused.add(key)
+            else:
+                self._refused.discard(key)
         waiting = self._api_waiting(pipeline)
         await self._release(pipeline, current_pods(pipeline, pods), waiting)
         revision = spec_hash(pipeline.spec)

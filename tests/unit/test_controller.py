@@ -4,6 +4,7 @@ once, then records metrics and events (against a fake API module)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx2 as httpx
@@ -309,3 +310,40 @@ def test_a_dependency_change_wakes_only_the_pipelines_that_depend_on_it() -> Non
     watched = Watched("discovery.k8s.io/v1", "EndpointSlice", "shop")
     ctl._dependency_changed((watched, known_as(watched, slice_)))
     assert sorted(ctl.queue._queue) == [("shop", "api"), ("shop", "web")]
+
+
+async def run_worker_once(ctl: Controller) -> None:
+    """One worker, until it has reconciled one key."""
+    finished = asyncio.Event()
+    done = ctl.queue.done
+
+    def done_and_tell(key: Any) -> None:
+        done(key)
+        finished.set()
+
+    ctl.queue.done = done_and_tell  # type: ignore[method-assign]
+    worker = asyncio.create_task(ctl._work())
+    await asyncio.wait_for(finished.wait(), 5)
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("error", "at_least"),
+    [
+        (ApiError(422, "Invalid", "spec.containers: Required value"), 0.5),
+        (ApiError(429, "TooManyRequests", "slow down", retry_after=7), 7),
+    ],
+    ids=["refused", "throttled"],
+)
+async def test_a_failing_key_is_requeued_with_backoff_not_at_the_resync_period(
+    error: ApiError, at_least: float
+) -> None:
+    ctl = controller(RefusingKube(error))
+    ctl.pipelines = [informer([pipeline_body()])]
+    ctl.queue.add(("shop", "web"))
+    before = asyncio.get_running_loop().time()
+    await run_worker_once(ctl)
+    assert ctl.queue.failures(("shop", "web")) == 1
+    due = ctl.queue._due[("shop", "web")] - before
+    assert at_least <= due < at_least * 1.5  # the backoff (or Retry-After), not a resync
