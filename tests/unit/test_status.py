@@ -21,6 +21,7 @@ import yaml
 from initpipeline import scripts
 from initpipeline.messages import wait_report
 from initpipeline.names import SPEC_HASH_LABEL, TOOLS_CONTAINER
+from initpipeline.render import spec_hash
 from initpipeline.spec import Pipeline, parse_pipeline
 from initpipeline.status import (
     MAX_MESSAGE,
@@ -352,6 +353,39 @@ def test_wait_step_no_longer_lists_targets_once_it_succeeded() -> None:
     status = derive(pipeline(), [recorded("step-2-running")], api_waiting={"wait-deps": ["stale"]})
 
     assert "waitingOn" not in step(status, "wait-deps")
+
+
+# --------------------------------------------------------------------------- held Job targets
+
+
+def test_a_job_target_that_holds_is_recorded_for_the_spec_revision_and_kept() -> None:
+    pipe = pipeline()
+    revision = spec_hash(pipe.spec)
+    unmet = {"wait-deps": ["service mydb: no ready endpoints", "job db-migrate: job not complete"]}
+    assert derive(pipe, [], api_waiting=unmet)["heldTargets"] == []
+    held = {"wait-deps": ["service mydb: no ready endpoints"]}
+    status = derive(pipe, [], api_waiting=held)
+    record = [
+        {
+            "step": "wait-deps",
+            "target": "job db-migrate",
+            "revision": revision,
+            "heldAt": "2026-11-25T10:06:00Z",
+        }
+    ]
+    assert status["heldTargets"] == record
+    # Kept as it was (heldAt too), whatever the Job does now, and through an unparsable spec.
+    later = derive(pipe, [], api_waiting=unmet, previous=status, now=LATER)
+    assert later["heldTargets"] == record
+    body = example_body()
+    body["spec"]["steps"] = "not a list"
+    kept = unparsed_status(body, later, LATER, Problems(invalid_spec="spec.steps: bad"))
+    assert kept["heldTargets"] == record
+    # A target no longer in the spec is dropped.
+    without_job = example_body()
+    without_job["spec"]["steps"][0]["waitFor"] = [{"service": "mydb"}]
+    dropped = derive(parse_pipeline(without_job), [], api_waiting=held, previous=later)
+    assert dropped["heldTargets"] == []
 
 
 # --------------------------------------------------------------------------- failures
