@@ -158,6 +158,11 @@ def test_a_pod_and_a_pipeline_deleted_during_a_watch_gap_are_seen_after_a_relist
             f"({time.monotonic() - stopped:.0f}s after SIGSTOP)"
         )
 
+        meanwhile = pods_of(kubectl, namespace, "kept")
+        assert not meanwhile, (
+            "another operator re-created the Pod while this one was stopped: this test needs "
+            "no other operator watching every namespace (a concurrent test session's)"
+        )
         operator.process.send_signal(signal.SIGCONT)
         resumed = time.monotonic()
         print("SIGCONT")
