@@ -275,9 +275,11 @@ def unmet_api_targets(
     objects: Objects,
     access: Access | None = None,
     previous: Mapping[str, Any] | None = None,
+    revision: str | None = None,
 ) -> list[str]:
-    """Findings for each API-side target of `step` that does not hold; [] when all hold."""
-    revision = spec_hash(pipeline.spec)
+    """Findings for each API-side target of `step` that does not hold; [] when all hold.
+    (revision: the pipeline's spec hash, if the caller has it.)"""
+    revision = revision or spec_hash(pipeline.spec)
     reasons = []
     for target in step.targets:
         refused = refusal(pipeline, target, access) if access is not None else None
@@ -303,8 +305,9 @@ def api_waiting(
     previous: the pipeline's current `status`, whose `heldTargets` keeps Job targets that
       held for this spec revision held (`status.held`).
     """
+    revision = spec_hash(pipeline.spec)
     return {
-        step.name: unmet_api_targets(pipeline, step, objects, access, previous)
+        step.name: unmet_api_targets(pipeline, step, objects, access, previous, revision)
         for step in pipeline.spec.steps
         if step.has_operator_targets
     }
