@@ -79,7 +79,7 @@ def _newer(a: Obj | None, b: Obj | None) -> Obj | None:
 
 class Controller:
     def __init__(self, kube: Kube, settings: Settings, unsupported_cluster: str | None) -> None:
-        # The queue, informers and workers are created in `run`, on the running event loop.
+        # The informers and workers start in `run`, once this process may reconcile.
         self.kube = kube
         self.settings = settings
         self.unsupported_cluster = unsupported_cluster

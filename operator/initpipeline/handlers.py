@@ -33,7 +33,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    # Without these a silently dropped watch connection is never noticed (kopf#1120).
+    # Kopf watches nothing of ours (the Controller's informers do), but should a handler
+    # ever be added: without these a silently dropped watch is never noticed (kopf#1120).
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
