@@ -135,3 +135,20 @@ def test_leader_gauge_says_whether_this_process_reconciles() -> None:
     metrics.set_leader(False)
     assert sample("initpipeline_leader") == 0
     assert "# TYPE initpipeline_leader gauge" in generate_latest(metrics.REGISTRY).decode()
+
+
+def test_set_state_counts_a_pipeline_once_whatever_how_often_it_is_seen(
+    pipeline: tuple[str, str],
+) -> None:
+    before = sample("initpipeline_pipelines", state="WaitingForDependency")
+    for _ in range(3):  # every reconcile, changed status or not
+        metrics.set_state(*pipeline, status("WaitingForDependency"))
+    assert sample("initpipeline_pipelines", state="WaitingForDependency") == before + 1
+    metrics.set_state(*pipeline, status("Running"))
+    assert sample("initpipeline_pipelines", state="WaitingForDependency") == before
+
+
+def test_a_status_without_ready_counts_as_unknown(pipeline: tuple[str, str]) -> None:
+    before = sample("initpipeline_pipelines", state="Unknown")
+    metrics.set_state(*pipeline, {"conditions": [{"type": "Reconciling", "status": "True"}]})
+    assert sample("initpipeline_pipelines", state="Unknown") == before + 1
