@@ -146,9 +146,3 @@ def test_set_state_counts_a_pipeline_once_whatever_how_often_it_is_seen(
     assert sample("initpipeline_pipelines", state="WaitingForDependency") == before + 1
     metrics.set_state(*pipeline, status("Running"))
     assert sample("initpipeline_pipelines", state="WaitingForDependency") == before
-
-
-def test_a_status_without_ready_counts_as_unknown(pipeline: tuple[str, str]) -> None:
-    before = sample("initpipeline_pipelines", state="Unknown")
-    metrics.set_state(*pipeline, {"conditions": [{"type": "Reconciling", "status": "True"}]})
-    assert sample("initpipeline_pipelines", state="Unknown") == before + 1
