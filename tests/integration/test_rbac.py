@@ -280,7 +280,9 @@ def test_install_applies_and_its_pod_meets_restricted(
     ]:
         assert env[name]["valueFrom"]["fieldRef"]["fieldPath"] == field
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert "readinessProbe" not in container
+    # Any running replica is ready, leader or standby (a leader-only readiness would deadlock
+    # a RollingUpdate with maxUnavailable 0).
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["requests"] and container["resources"]["limits"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["serviceAccountName"] == ACCOUNT
