@@ -174,8 +174,10 @@ class Informer:
 
     async def _watch(self, path: str, version: str) -> None:
         """Follow the watch from `version`, resuming after each normal end of the stream."""
+        loop = asyncio.get_running_loop()
         while True:
             seconds = WATCH_SECONDS + random.randrange(WATCH_SECONDS)
+            began = loop.time()
             async for kind, obj in self._kube.watch(
                 path, version, label_selector=self._selector, seconds=seconds, bookmarks=True
             ):
@@ -183,6 +185,8 @@ class Informer:
                 change = apply_event(self.store, kind, obj)
                 if change is not None:
                     self._emit(change)
+            if loop.time() - began < 1:  # ended at once (a proxy's doing?): no busy loop
+                await asyncio.sleep(1)
 
     def _set_served(self, served: bool) -> None:
         if self.served != served:
