@@ -1,0 +1,95 @@
+"""`python -m bench [scenario ...]`: run the scenarios, print and save their tables.
+
+Scenarios: a (burst), b (status lag), c (API requests), d (wait step exit, node), e (whole
+pipeline, node), f (idle cost). Environment:
+  BENCH_SCENARIOS   comma-separated scenarios (default: all; arguments win)
+  BENCH_SIZES       burst sizes for (a) (default 1,100,1000)
+  BENCH_CONCURRENCY creates in flight (default 10)
+  BENCH_LAG_SIZE, BENCH_IDLE_SIZE, BENCH_IDLE_SECONDS, BENCH_LIFECYCLE_SIZE, BENCH_LONG_WAIT
+                    see each scenario's module
+  KUBECONFIG        default /tmp/initpipeline-cluster/kubeconfig
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bench.context import Context
+from bench.kube import Kube
+from bench.report import document, markdown
+from bench.scenarios import burst, idle, lag, node_wait, requests, whole
+
+SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
+    "a": burst.run,
+    "b": lag.run,
+    "c": requests.run,
+    "d": node_wait.run,
+    "e": whole.run,
+    "f": idle.run,
+}
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    return f"{platform.node()}, {cores} cores, Python {platform.python_version()}"
+
+
+async def main_async(chosen: list[str], sizes: list[int], concurrency: int) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="initpipeline-bench-"))
+    started = datetime.datetime.now(datetime.UTC)
+    failed: list[str] = []
+    async with Kube.from_kubeconfig() as kube:
+        ctx = Context(kube, sizes, workdir, concurrency)
+        ctx.log(f"scenarios {','.join(chosen)}, sizes {sizes}; operator logs in {workdir}")
+        for name in chosen:
+            before = len(ctx.tables)
+            try:
+                await SCENARIOS[name](ctx)
+            except Exception as error:  # one scenario failing does not lose the others
+                ctx.log(f"scenario {name} failed: {error!r}")
+                failed.append(f"{name}: {error!r}")
+            for table in ctx.tables[before:]:
+                print("\n" + markdown(table), flush=True)
+    header = [
+        f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}; scenarios {','.join(chosen)}, "
+        f"sizes {','.join(map(str, sizes))}, {concurrency} creates in flight.",
+        *(f"Failed: {f}" for f in failed),
+    ]
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{started:%Y-%m-%dT%H%M}.md"
+    out.write_text(document("InitPipeline benchmarks", header, ctx.tables))
+    print(f"\nwritten to {out}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "scenarios", nargs="*", help="a b c d e f (default: BENCH_SCENARIOS or all)"
+    )
+    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1,100,1000"))
+    parser.add_argument(
+        "--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", "10"))
+    )
+    args = parser.parse_args(argv)
+    chosen = args.scenarios or [
+        s for s in os.environ.get("BENCH_SCENARIOS", ",".join(SCENARIOS)).split(",") if s
+    ]
+    unknown = [s for s in chosen if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}: choose from {', '.join(SCENARIOS)}")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    return asyncio.run(main_async(chosen, sizes, args.concurrency))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

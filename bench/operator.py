@@ -1,0 +1,121 @@
+"""The operator as a separate process (`python -m initpipeline.cli run`), its CPU and RSS."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.kube import DEFAULT_KUBECONFIG
+
+REPO = Path(__file__).resolve().parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process (all its threads), from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
+    return (utime + stime) / CLOCK_TICKS
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM: the peak RSS) in MB, from /proc/<pid>/status."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Operator:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu(self) -> float:
+        self.check()
+        return cpu_seconds(self.pid)
+
+    def memory(self) -> tuple[float, float]:
+        self.check()
+        return memory_mb(self.pid)
+
+    def check(self) -> None:
+        if self.process.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the operator exited ({self.process.returncode}):\n{tail}")
+
+    def errors(self) -> list[str]:
+        """Log lines that say something went wrong (tracebacks, failed reconciles)."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return [line for line in lines if "Traceback" in line or " failed" in line]
+
+
+@contextlib.contextmanager
+def running(namespaces: list[str], log: Path, **env: str) -> Iterator[Operator]:
+    """`initpipeline run` watching `namespaces`, leader election off, until the block ends."""
+    liveness = f"http://127.0.0.1:{_free_port()}/healthz"
+    settings = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INITPIPELINE_")},
+        "KUBECONFIG": os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG,
+        "PYTHONUNBUFFERED": "1",
+        "INITPIPELINE_NAMESPACES": ",".join(namespaces),
+        "INITPIPELINE_LEADER_ELECTION": "false",
+        "INITPIPELINE_LIVENESS_ENDPOINT": liveness,
+        "INITPIPELINE_METRICS_PORT": "0",
+        **env,
+    }
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "initpipeline.cli", "run"],
+            env=settings,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    operator = Operator(process, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            operator.check()
+            try:
+                with urllib.request.urlopen(liveness, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the operator did not answer {liveness} within 60 s")
+            time.sleep(0.2)
+        yield operator
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -1,0 +1,7 @@
+"""stub"""
+
+from bench.context import Context
+
+
+async def run(ctx: Context) -> None:
+    raise NotImplementedError
