@@ -56,8 +56,7 @@ def namespaces(kubectl: Kubectl, namespace: str) -> Iterator[list[str]]:
     try:
 
         def accounts() -> bool:
-            out = kubectl("get", "serviceaccounts", "-A", "-o", "json", timeout=60).stdout
-            found = {sa["metadata"]["namespace"] for sa in json.loads(out)["items"]}
+            found = {sa["metadata"]["namespace"] for sa in read(kubectl, "serviceaccounts", "-A")}
             return set(names) <= found
 
         eventually(accounts, timeout=120)
@@ -66,10 +65,17 @@ def namespaces(kubectl: Kubectl, namespace: str) -> Iterator[list[str]]:
         kubectl("delete", "namespace", *names, "--wait=false", "--ignore-not-found", check=False)
 
 
+def read(kubectl: Kubectl, *args: str) -> list[dict[str, Any]]:
+    """Items of `kubectl get ... -o json`; none while the API server does not answer (the
+    cluster is shared: another session's fault tests may restart it)."""
+    done = kubectl("get", *args, "-o", "json", timeout=60, check=False)
+    items: list[dict[str, Any]] = json.loads(done.stdout)["items"] if done.returncode == 0 else []
+    return items
+
+
 def pods_by_namespace(kubectl: Kubectl) -> dict[str, int]:
-    out = kubectl("get", "pods", "-A", "-l", PIPELINE_LABEL, "-o", "json", timeout=60).stdout
     counts: dict[str, int] = {}
-    for pod in json.loads(out)["items"]:
+    for pod in read(kubectl, "pods", "-A", "-l", PIPELINE_LABEL):
         ns = pod["metadata"]["namespace"]
         counts[ns] = counts.get(ns, 0) + 1
     return counts
@@ -103,10 +109,9 @@ def test_a_pipeline_in_each_of_110_namespaces_gets_its_pod_and_a_new_one_too(
         late_pod = time.monotonic() - late
 
         def all_waiting() -> bool:
-            out = kubectl("get", "initpipelines", "-A", "-o", "json", timeout=60).stdout
             reasons = [
                 c.get("reason")
-                for item in json.loads(out)["items"]
+                for item in read(kubectl, "initpipelines", "-A")
                 if item["metadata"]["namespace"] in set(namespaces)
                 for c in (item.get("status") or {}).get("conditions", [])
                 if c["type"] == "Ready"

@@ -87,7 +87,7 @@ def expired(kubectl: Kubectl, path: str, resource_version: str) -> bool:
     out = kubectl("get", "--raw", query, check=False, timeout=30).stdout
     first = out.splitlines()[0] if out.strip() else "{}"
     event = json.loads(first)
-    return event.get("type") == "ERROR" and event["object"].get("code") == 410
+    return bool(event.get("type") == "ERROR" and event["object"].get("code") == 410)
 
 
 def cut_connections(operator: OperatorProcess, api_port: int) -> list[str]:
@@ -147,10 +147,12 @@ def test_a_pod_and_a_pipeline_deleted_during_a_watch_gap_are_seen_after_a_relist
         while not all(expired(kubectl, path, rv) for path, rv in versions.items()):
             assert rounds < 40, "the watch cache never let the operator's version expire"
             rounds += 1
-            kubectl("create", "-f", "-", namespace=namespace, input=noise)
-            kubectl("create", "-f", "-", namespace=namespace, input=noise_pipelines)
+            kubectl("create", "-f", "-", namespace=namespace, input=noise, check=False)
+            kubectl("create", "-f", "-", namespace=namespace, input=noise_pipelines, check=False)
             for kind in ("pods", "initpipelines"):
-                kubectl("delete", kind, "-l", "noise", "--wait=false", namespace=namespace)
+                kubectl(
+                    "delete", kind, "-l", "noise", "--wait=false", namespace=namespace, check=False
+                )
             eventually(lambda: not pods_of(kubectl, namespace, "noise"), timeout=60)
         print(
             f"{rounds} rounds of 200 Pods and 50 InitPipelines created and deleted: a watch "
