@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from initpipeline.informer import Change, Informer, apply_event, key_of, replace_diff
@@ -58,8 +59,14 @@ class GapKube:
     """Lists `lists` in turn; the first watch sends `events`, then 410 Gone; later watches
     wait forever."""
 
-    def __init__(self, lists: list[list[dict[str, Any]]], events: list[tuple[str, Any]]) -> None:
+    def __init__(
+        self,
+        lists: list[list[dict[str, Any]]],
+        events: list[tuple[str, Any]],
+        gap: Exception | None = None,
+    ) -> None:
         self.lists, self.events = lists, events
+        self.gap = gap or WatchExpired("/api/v1/pods")
         self.watched_from: list[str] = []
 
     async def list(self, path: str, label_selector: str = "") -> tuple[list[Any], str]:
@@ -71,12 +78,17 @@ class GapKube:
         if len(self.watched_from) == 1:
             for event in self.events:
                 yield event
-            raise WatchExpired(path)
+            raise self.gap
         await asyncio.Event().wait()
         yield ("", {})  # pragma: no cover
 
 
-async def test_a_relist_after_410_forgets_what_was_deleted_in_the_gap() -> None:
+@pytest.mark.parametrize(
+    "gap",
+    [WatchExpired("/api/v1/pods"), httpx.ReadError("connection aborted")],
+    ids=["410 Gone", "connection lost"],
+)
+async def test_a_relist_forgets_what_was_deleted_in_the_gap(gap: Exception) -> None:
     kube = GapKube(
         lists=[
             [obj("pod-a", "1", pipeline="a"), obj("pod-b", "2", pipeline="b")],
@@ -86,6 +98,7 @@ async def test_a_relist_after_410_forgets_what_was_deleted_in_the_gap() -> None:
             ("BOOKMARK", {"metadata": {"resourceVersion": "110"}}),
             ("MODIFIED", obj("pod-b", "2", pipeline="b")),
         ],
+        gap=gap,
     )
     seen: list[Change] = []
     relisted = asyncio.Event()
