@@ -63,9 +63,17 @@ async def main_async(chosen: list[str], sizes: list[int], concurrency: int) -> i
         f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}; scenarios {','.join(chosen)}, "
         f"sizes {','.join(map(str, sizes))}, {concurrency} creates in flight.",
         *(f"Failed: {f}" for f in failed),
+        *(
+            [
+                f"The API server did not answer {kube.outages} times (restarts on the shared "
+                "cluster); those requests were sent again."
+            ]
+            if kube.outages
+            else []
+        ),
     ]
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{started:%Y-%m-%dT%H%M}.md"
+    out = RESULTS / f"{started:%Y-%m-%dT%H%M%S}.md"
     out.write_text(document("InitPipeline benchmarks", header, ctx.tables))
     print(f"\nwritten to {out}")
     return 1 if failed else 0

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+
 from bench.kube import NAMESPACES, PODS, SERVICEACCOUNTS, ApiError, Kube, Obj, Resource
 from initpipeline.render import render_pod
 from initpipeline.settings import Settings
@@ -145,10 +147,18 @@ class Watcher:
                         self._record(now, obj)
             except ApiError:
                 # Expired: pick up from a fresh list (objects seen then count at list time).
-                first = await self.kube.request(
-                    "GET", self.resource, self.namespace, params={"limit": "1"}
-                )
-                version = first["metadata"]["resourceVersion"]
+                version = await self._relist()
+            except (aiohttp.ClientError, TimeoutError):
+                # The API server went away (a restart on the shared cluster): resume.
+                self.kube.outages += 1
+                await asyncio.sleep(1)
+
+    async def _relist(self) -> str:
+        page = await self.kube.request("GET", self.resource, self.namespace)
+        now = time.monotonic()
+        for obj in page.get("items") or []:
+            self._record(now, obj)
+        return str(page["metadata"]["resourceVersion"])
 
     async def wait_for(self, names: set[str] | int, within: float) -> bool:
         """Until `names` (or that many objects) matched; False after `within` seconds."""
@@ -181,3 +191,85 @@ def pod_pipeline(pod: Obj) -> str:
 
 
 POD_RESOURCE = PODS
+
+
+# ------------------------------------------------------------- Pod statuses, as a kubelet writes
+
+
+def container_status(name: str, state: Obj, ready: bool = False) -> Obj:
+    return {
+        "name": name,
+        "image": BUSYBOX,
+        "imageID": "",
+        "ready": ready,
+        "restartCount": 0,
+        "started": "running" in state,
+        "state": state,
+        "lastState": {},
+    }
+
+
+def _terminated(at: str = "2026-01-01T00:00:01Z") -> Obj:
+    return {
+        "terminated": {
+            "exitCode": 0,
+            "reason": "Completed",
+            "startedAt": "2026-01-01T00:00:00Z",
+            "finishedAt": at,
+        }
+    }
+
+
+RUNNING: Obj = {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+
+
+def steps_status(steps: list[str], done: int) -> Obj:
+    """A Pending Pod whose first `done` init containers exited 0 and the next one runs."""
+    statuses = [
+        container_status(
+            name, _terminated() if i < done else RUNNING if i == done else {"waiting": {}}
+        )
+        for i, name in enumerate(steps)
+    ]
+    return {
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized"},
+            ],
+            "initContainerStatuses": statuses,
+        }
+    }
+
+
+def ready_status(steps: list[str], containers: list[str]) -> Obj:
+    """A Running, Ready Pod whose init containers all exited 0."""
+    true = [
+        {"type": t, "status": "True"}
+        for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+    ]
+    return {
+        "status": {
+            "phase": "Running",
+            "conditions": true,
+            "initContainerStatuses": [container_status(n, _terminated()) for n in steps],
+            "containerStatuses": [container_status(n, RUNNING, ready=True) for n in containers],
+        }
+    }
+
+
+def init_names(pod: Obj) -> list[str]:
+    return [c["name"] for c in pod["spec"].get("initContainers") or []]
+
+
+def step_state(obj: Obj, index: int) -> str:
+    steps = (obj.get("status") or {}).get("steps") or []
+    return str(steps[index].get("state", "")) if len(steps) > index else ""
+
+
+def ready_reason(obj: Obj) -> str:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return f"{cond.get('status')}/{cond.get('reason')}"
+    return ""

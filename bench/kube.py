@@ -28,6 +28,8 @@ Obj = dict[str, Any]
 DEFAULT_KUBECONFIG = "/tmp/initpipeline-cluster/kubeconfig"
 MERGE_PATCH = "application/merge-patch+json"
 USER_AGENT = "initpipeline-bench"
+# How long a request is tried again while the API server does not answer.
+OUTAGE_SECONDS = 120.0
 
 
 class ApiError(Exception):
@@ -85,6 +87,7 @@ class Kube:
     ssl_context: ssl.SSLContext
     session: aiohttp.ClientSession | None = None
     sent: collections.Counter[tuple[str, str, str]] = field(default_factory=collections.Counter)
+    outages: int = 0  # requests sent again because the API server did not answer
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None) -> Kube:
@@ -138,21 +141,33 @@ class Kube:
         self._count(method, res, name, sub)
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": content_type} if data is not None else {}
-        for attempt in range(5):
-            async with self.session.request(
-                method, self.server + path, data=data, headers=headers, params=params
-            ) as response:
-                text = await response.text()
-                if response.status == 429 and attempt < 4:
-                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-                    continue
-                if response.status == 404 and ok_missing:
-                    return {}
-                if response.status >= 400:
-                    raise ApiError(response.status, method, path, text)
-                result: Obj = json.loads(text) if text else {}
-                return result
-        raise AssertionError("unreachable")
+        deadline = time.monotonic() + OUTAGE_SECONDS
+        retried = False
+        while True:
+            try:
+                async with self.session.request(
+                    method, self.server + path, data=data, headers=headers, params=params
+                ) as response:
+                    text = await response.text()
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                # The shared cluster's API server restarts now and then: wait it out.
+                if time.monotonic() > deadline:
+                    raise
+                self.outages += 1
+                retried = True
+                await asyncio.sleep(1)
+                continue
+            if response.status in (429, 503) and time.monotonic() < deadline:
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                continue
+            if response.status == 404 and ok_missing:
+                return {}
+            if response.status == 409 and method == "POST" and retried:
+                return {}  # the create had landed before the connection broke
+            if response.status >= 400:
+                raise ApiError(response.status, method, path, text)
+            result: Obj = json.loads(text) if text else {}
+            return result
 
     async def create(self, res: Resource, namespace: str | None, obj: Obj) -> Obj:
         return await self.request("POST", res, namespace, body=obj)
@@ -187,8 +202,15 @@ class Kube:
         """GET a non-resource path (e.g. /metrics) as text."""
         assert self.session is not None
         self.sent[("GET", "", path.strip("/"))] += 1
-        async with self.session.get(self.server + path) as response:
-            return await response.text()
+        deadline = time.monotonic() + OUTAGE_SECONDS
+        while True:
+            try:
+                async with self.session.get(self.server + path) as response:
+                    return await response.text()
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1)
 
     async def watch(
         self,
