@@ -70,8 +70,8 @@ docs: ## Regenerate the field reference in docs/api.md from the CRD
 .PHONY: lint
 lint: ## ruff, ruff format --check, mypy --strict, hadolint, shellcheck (also of every generated script)
 	uv sync --quiet
-	uv run ruff check operator tests
-	uv run ruff format --check operator tests
+	uv run ruff check operator tests bench
+	uv run ruff format --check operator tests bench
 	uv run mypy
 	uv run hadolint Dockerfile
 	shellcheck -x hack/*.sh hack/lib/*.sh hack/images/*.sh .ci/run
@@ -89,6 +89,10 @@ test-deployment: ## The operator's image in the cluster: deploy/ (2 replicas, fa
 	@# A session of its own: the deployed operator watches every namespace. Exit 5 (no test
 	@# selected, e.g. by PYTEST_ARGS) is not a failure here.
 	INITPIPELINE_TEST_OPERATOR=deployment uv run pytest tests/ $(PYTEST_ARGS) || [[ $$? == 5 ]]
+
+.PHONY: bench
+bench: ## Benchmarks against same-run baselines (BENCH_SCENARIOS=a,b,c,f BENCH_SIZES=1,100,1000); tables in bench/results/
+	uv run python -m bench
 
 .PHONY: run
 run: ## Run the operator against KUBECONFIG if set, else against the local cluster (node level)

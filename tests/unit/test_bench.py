@@ -1,0 +1,99 @@
+"""The benchmark's pure parts: percentiles, tables, the API server metrics delta."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from bench import apimetrics
+from bench.report import Row, Table, at_most, markdown, number, ratio_at_most
+from bench.stats import percentile, ratio
+
+pytestmark = pytest.mark.unit
+
+# Recorded from the local cluster's kube-apiserver (v1.35.4), trimmed.
+METRICS = """\
+# HELP apiserver_request_total [STABLE] Counter of apiserver requests broken out for each verb...
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",component="",dry_run="",group="",resource="",scope="",subresource="/readyz",verb="GET",version=""} 5
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 12
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 3
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="initpipeline.io",resource="initpipelines",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 40
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="log",verb="GET",version="v1"} 7
+apiserver_request_duration_seconds_count{verb="POST",resource="pods"} 99
+"""  # noqa: E501
+LATER = METRICS.replace("} 12", "} 22").replace("} 40", "} 70").replace("} 7\n", "} 9\n")
+
+
+def test_percentile_interpolates_between_ranks_like_numpy() -> None:
+    values = [0.3, 0.1, 0.2, 0.4]
+    assert percentile(values, 0) == 0.1
+    assert percentile(values, 100) == 0.4
+    assert percentile(values, 50) == pytest.approx(0.25)
+    assert percentile(values, 99) == pytest.approx(0.397)
+    assert percentile([5.0], 99) == 5.0
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_ratio_of_nothing_is_nan() -> None:
+    assert ratio(3, 2) == 1.5
+    assert math.isnan(ratio(1, 0))
+    assert math.isnan(ratio(math.nan, 1))
+
+
+def test_request_counts_sum_over_codes_and_skip_other_metrics() -> None:
+    counts = apimetrics.request_counts(METRICS)
+    assert counts[("POST", "pods", "")] == 15
+    assert counts[("PATCH", "initpipelines", "status")] == 40
+    assert counts[("GET", "", "/readyz")] == 5
+    assert sum(counts.values()) == 67  # the duration histogram is not counted
+
+
+def test_delta_takes_out_known_requests_and_counts_a_reset_from_zero() -> None:
+    before, after = apimetrics.request_counts(METRICS), apimetrics.request_counts(LATER)
+    ours = {("POST", "pods", ""): 4}
+    assert apimetrics.delta(before, after, [ours]) == {
+        ("GET", "pods", "log"): 2,
+        ("PATCH", "initpipelines", "status"): 30,
+        ("POST", "pods", ""): 6,
+    }
+    reset = {("POST", "pods", ""): 2}
+    assert apimetrics.delta({("POST", "pods", ""): 50}, reset) == {("POST", "pods", ""): 2}
+    assert apimetrics.only(apimetrics.delta(before, after), ["pods"]) == {
+        ("GET", "pods", "log"): 2,
+        ("POST", "pods", ""): 10,
+    }
+
+
+def test_labels_unescape_quotes() -> None:
+    assert apimetrics.parse_labels(r'a="x\"y",b="z"') == {"a": 'x"y', "b": "z"}
+
+
+def test_numbers_read_as_people_write_them() -> None:
+    assert number(0.1234, "s") == "123 ms"
+    assert number(2.5, "s") == "2.50 s"
+    assert number(151.7, "MB") == "152 MB"
+    assert number(2.9) == "2.90"
+    assert number(3.0) == "3"
+    assert number(math.nan, "s") == "-"
+
+
+def test_table_has_ratio_target_and_verdict() -> None:
+    t = Table("(a) burst of 1000 pipelines", "floor")
+    t.add(Row("create->Pod p99", 0.25, 0.1, "s", at_most(0.3, "<= 300 ms")))
+    t.add(Row("CR creation", 9.0, 5.0, "s", ratio_at_most(1.5, "<= 1.5x")))
+    t.add(Row("RSS", math.nan, unit="MB", target=at_most(150, "<= 150 MB")))
+    t.notes.append("a | note")
+    assert markdown(t).splitlines() == [
+        "### (a) burst of 1000 pipelines",
+        "",
+        "| figure | value | floor | ratio | target | verdict |",
+        "| --- | --- | --- | --- | --- | --- |",
+        "| create->Pod p99 | 250 ms | 100 ms | 2.50x | <= 300 ms | met |",
+        "| CR creation | 9.00 s | 5.00 s | 1.80x | <= 1.5x | not met |",
+        "| RSS | - | - | - | <= 150 MB | not measured |",
+        "",
+        "- a | note",
+    ]
