@@ -34,6 +34,9 @@ API_SERVICE_IP="10.96.0.1"
 CLUSTER_DOMAIN="cluster.local"
 PAUSE_IMAGE="registry.k8s.io/pause:3.10.1"
 WAIT_SECONDS="${INITPIPELINE_WAIT_SECONDS:-120}"
+# Extra kube-apiserver flags, e.g. for the fault tier: --etcd-compaction-interval=10s or
+# --max-requests-inflight=4 (applied at the next start: `restart kube-apiserver`).
+read -r -a APISERVER_FLAGS <<< "${INITPIPELINE_APISERVER_FLAGS:-}"
 
 D="${CLUSTER_DIR}"
 PKI="${D}/pki"
@@ -241,7 +244,7 @@ up_control_plane() {
     --kubelet-client-certificate "${PKI}/apiserver-kubelet-client.crt" \
     --kubelet-client-key "${PKI}/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority "${PKI}/ca.crt" --kubelet-preferred-address-types InternalIP \
-    --profiling=false --v=1
+    --profiling=false --v=1 "${APISERVER_FLAGS[@]}"
   wait_for "kube-apiserver /readyz" kube-apiserver api_ready
 
   start kube-controller-manager "${K8S_BIN}/kube-controller-manager" \

@@ -96,31 +96,44 @@ def status(kubectl: Kubectl, namespace: str, name: str = "web") -> dict[str, Any
 
 class Stream:
     """Every watch event of `kubectl get WHAT --watch --output-watch-events -o json`, in order:
-    the objects that exist when it starts (as ADDED), then each change."""
+    the objects that exist when it starts (as ADDED), then each change. When the watch ends
+    (an API-server restart), it starts again: a ("RELISTED", {}) event marks where the fresh
+    list begins, since what changed in between is not known."""
 
     def __init__(self, argv: Sequence[str], namespace: str, *what: str) -> None:
         self._lock = threading.Lock()
         self._events: list[tuple[str, dict[str, Any]]] = []
-        watch = ["--watch", "--output-watch-events", "--output", "json"]
-        self._proc = subprocess.Popen(
-            [*argv, "--namespace", namespace, "get", *what, *watch],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        self._argv = [*argv, "--namespace", namespace, "get", *what]
+        self._argv += ["--watch", "--output-watch-events", "--output", "json"]
+        self._stopped = threading.Event()
+        self._proc: subprocess.Popen[str] | None = None
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for line in self._proc.stdout:  # one event a line
-            event = json.loads(line)
-            with self._lock:
-                self._events.append((event["type"], event["object"]))
+        first = True
+        while not self._stopped.is_set():
+            proc = subprocess.Popen(
+                self._argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
+            self._proc = proc
+            if not first:
+                with self._lock:
+                    self._events.append(("RELISTED", {}))
+            first = False
+            assert proc.stdout is not None
+            for line in proc.stdout:  # one event a line
+                event = json.loads(line)
+                with self._lock:
+                    self._events.append((event["type"], event["object"]))
+            proc.wait()
+            self._stopped.wait(1)  # the API server is away: ask again in a second
 
     def stop(self) -> None:
-        self._proc.terminate()
-        self._proc.wait(timeout=10)
+        self._stopped.set()
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
         self._thread.join(timeout=10)
 
     @property

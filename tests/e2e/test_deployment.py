@@ -22,14 +22,13 @@ from typing import Any
 
 import pytest
 from tests import deployment
+from tests.convergence import most_live_pods_per_replica, pods_by_pipeline, wait_all_ready
 from tests.deployment import NAMESPACE, Deployed
 from tests.helpers import Kubectl, Stream, eventually, get
 
 pytestmark = [pytest.mark.e2e, pytest.mark.deployment]
 
 PIPELINES = 20
-PIPELINE_LABEL = "initpipeline.io/pipeline"
-REPLICA_LABEL = "initpipeline.io/replica"
 AUDIT_LOG = Path(deployment.CLUSTER_DIR) / "logs" / "audit.log"
 POD_NAME_CLAIM = "authentication.kubernetes.io/pod-name"
 RESTRICTED = {
@@ -182,24 +181,6 @@ def writes_by_non_leaders(writes: list[Write], since: str) -> list[Write]:
     return wrong
 
 
-def most_live_pods_per_replica(events: list[tuple[str, dict[str, Any]]]) -> int:
-    """The largest number of Pods, not being deleted, that one (pipeline, replica) ever had."""
-    live: dict[tuple[str, str], set[str]] = {}
-    most = 0
-    for kind, pod in events:
-        meta = pod["metadata"]
-        labels = meta.get("labels") or {}
-        if PIPELINE_LABEL not in labels:
-            continue
-        slot = live.setdefault((labels[PIPELINE_LABEL], labels.get(REPLICA_LABEL, "")), set())
-        if kind == "DELETED" or meta.get("deletionTimestamp"):
-            slot.discard(meta["name"])
-        else:
-            slot.add(meta["name"])
-        most = max(most, len(slot))
-    return most
-
-
 def kill_container(pod: dict[str, Any]) -> None:
     """SIGKILL the Pod's container through the local node's containerd."""
     (status,) = pod["status"]["containerStatuses"]
@@ -285,33 +266,11 @@ def converge_and_check(
     kubectl: Kubectl, namespace: str, operator: Deployed, since: str, pods: Stream
 ) -> None:
     kubectl("apply", "-f", "-", namespace=namespace, input=json.dumps(BACKEND_POD))
-
-    def all_ready() -> list[dict[str, Any]] | None:
-        items: list[dict[str, Any]] = get(kubectl, namespace, "initpipelines")["items"]
-        done = [
-            p
-            for p in items
-            if (p.get("status") or {}).get("observedGeneration") == p["metadata"]["generation"]
-            and any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in p["status"].get("conditions", [])
-            )
-        ]
-        return items if len(done) == PIPELINES else None
-
     started = time.monotonic()
-    pipelines = eventually(all_ready, timeout=300, interval=1)
+    pipelines = wait_all_ready(kubectl, namespace, PIPELINES)
     print(f"all {PIPELINES} pipelines Ready {time.monotonic() - started:.1f}s after the backend")
-    owners = {p["metadata"]["uid"]: p["metadata"]["name"] for p in pipelines}
-    current = [
-        p
-        for p in get(kubectl, namespace, "pods", "-l", PIPELINE_LABEL)["items"]
-        if not p["metadata"].get("deletionTimestamp")
-    ]
-    by_pipeline = sorted(
-        owners.get(p["metadata"]["ownerReferences"][0]["uid"], "orphan") for p in current
-    )
-    assert by_pipeline == sorted(owners.values()), "each pipeline has exactly one Pod, no orphan"
+    names = sorted(p["metadata"]["name"] for p in pipelines)
+    assert pods_by_pipeline(kubectl, namespace, pipelines) == names, "one Pod each, no orphan"
     assert most_live_pods_per_replica(pods.events) == 1, "a Pod was duplicated"
     writes = audit_writes()
     assert any(w.resource == "pods" and w.verb == "create" and w.at >= since for w in writes)
