@@ -65,15 +65,18 @@ def most_live_pods_per_replica(events: list[Event]) -> int:
     return most
 
 
-def backwards(events: list[Event]) -> list[str]:
+def backwards(events: list[Event], disrupted: frozenset[str] = frozenset()) -> list[str]:
     """Statuses that went backwards for the same spec generation: fewer steps done than an
-    earlier status said, or Ready after it had been True (the Pods were never disrupted)."""
+    earlier status said, or not Ready after it had been; except for the `disrupted` pipelines,
+    whose Pod was deleted on purpose (its replacement, of the same name, starts afresh)."""
     done: dict[tuple[str, int], int] = {}
     was_ready: set[tuple[str, int]] = set()
     found = []
     for _, pipeline in events:
         status = pipeline.get("status") or {}
         if "progress" not in status:  # no status yet, or a RELISTED mark
+            continue
+        if pipeline["metadata"]["name"] in disrupted:
             continue
         key = (pipeline["metadata"]["name"], status.get("observedGeneration", 0))
         steps = int(status["progress"].split("/")[0])
