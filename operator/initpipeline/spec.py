@@ -10,9 +10,17 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 GROUP = "initpipeline.io"
 VERSION = "v1alpha1"
@@ -24,10 +32,56 @@ PLURAL = "initpipelines"
 RESERVED_PREFIX = "initpipeline-"
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_OBJECT_REF = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-# The CRD's pattern for download.sha256 (crds/initpipelines.initpipeline.io.yaml).
+# The CRD's patterns (crds/initpipelines.initpipeline.io.yaml). The API server's regular
+# expressions (Go, RE2) end at `$` only at the end of the text, and their \s is ASCII: these
+# are matched with `_matches`, which reads them the same way.
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_OBJECT_REF = rf"^({_LABEL}/)?{_LABEL}$"
 SHA256_PATTERN = "^[0-9a-fA-F]{64}$"
-_HOST_PORT = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?:[0-9]{1,5}$")
+_HOST_PORT = r"^([a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?|\[[0-9a-fA-F:.]+\]):[0-9]{1,5}$"
+_API_VERSION = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$"
+_KIND = r"^[A-Z][A-Za-z0-9]*$"
+_OBJECT_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+# metadata.name of the InitPipeline: a DNS-1123 subdomain, as the API server requires.
+_SUBDOMAIN = rf"^{_LABEL}(\.{_LABEL})*$"
+INT32_MAX = 2**31 - 1
+
+
+def _go_regex(pattern: str) -> re.Pattern[str]:
+    """`pattern` as RE2 reads it: `$` is the end of the text (Python's also matches before a
+    final newline), `\\s` (inside a class) and `\\S` are ASCII whitespace and its complement."""
+    translated = (
+        pattern.replace(r"\S", r"[^\t\n\f\r ]").replace(r"\s", r"\t\n\f\r ").replace("$", r"\Z")
+    )
+    return re.compile(translated)
+
+
+def _matches(pattern: str, value: str) -> bool:
+    return _go_regex(pattern).match(value) is not None
+
+
+def _integer(value: Any) -> Any:
+    """A JSON integer, as the CRD's `type: integer`: not a boolean, not a string ("5")."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _boolean(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("must be a boolean (true or false)")
+    return value
+
+
+def _whole(value: Any) -> Any:
+    """An integer written as one (the scale subresource's replicas refuses 2.0)."""
+    if isinstance(value, bool | str | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+Boolean = Annotated[bool, BeforeValidator(_boolean)]
 
 
 class InvalidSpec(ValueError):
@@ -42,16 +96,32 @@ class InvalidSpec(ValueError):
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        """A field set to null is left out, as the API server prunes it (the schema's fields
+        are not nullable)."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
 
 def _dns_label(value: str) -> str:
-    if len(value) > 63 or not DNS_LABEL.match(value):
+    if len(value) > 63 or not DNS_LABEL.fullmatch(value):
         raise ValueError(f"{value!r} is not a DNS-1123 label (lower case, digits, '-')")
     return value
 
 
+def _not_reserved(value: str) -> str:
+    if value.startswith(RESERVED_PREFIX):
+        raise ValueError(f"names starting with {RESERVED_PREFIX!r} are reserved")
+    return value
+
+
 def _must_match(pattern: str, must: str) -> Callable[[str | None], str | None]:
-    """A field validator: the value (unless unset) matches `pattern`, else "'<value>' <must>"."""
-    compiled = re.compile(pattern)
+    """A field validator: the value (unless unset) matches `pattern` (as the API server
+    reads it), else "'<value>' <must>"."""
+    compiled = _go_regex(pattern)
 
     def check(value: str | None) -> str | None:
         if value is not None and not compiled.match(value):
@@ -61,15 +131,24 @@ def _must_match(pattern: str, must: str) -> Callable[[str | None], str | None]:
     return check
 
 
+_DOTDOT = re.compile(r"(^|/)\.\.(/|\Z)")
+
+
+def _relative(value: str | None) -> str | None:
+    """The CRD's rule: not starting with '/', no '..' component."""
+    if value is not None and (value.startswith("/") or _DOTDOT.search(value)):
+        raise ValueError(f"{value!r} must be a relative path without '..'")
+    return value
+
+
 _url = _must_match(r"^https?://[^/\s]+", "must be an http:// or https:// URL")
 _absolute = _must_match(r"^/", "must be an absolute path")
-_relative = _must_match(r"^(?!/)(?!(.*/)?\.\.(/|$))", "must be a relative path without '..'")
 
 
 class ObjectRef(_Model):
     """`[namespace/]name` of an object checked through the Kubernetes API."""
 
-    namespace: str | None
+    namespace: str | None = None
     name: str
 
     @classmethod
@@ -87,11 +166,18 @@ class ObjectRef(_Model):
 
 
 class ResourceTarget(_Model):
-    api_version: str = Field(alias="apiVersion", min_length=1)
-    kind: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    namespace: str | None = None
-    condition: str = "Ready"
+    api_version: str = Field(alias="apiVersion", min_length=1, max_length=316)
+    kind: str = Field(min_length=1, max_length=63)
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str | None = Field(default=None, max_length=63)
+    condition: str = Field(default="Ready", min_length=1, max_length=316)
+
+    _api_version = field_validator("api_version")(
+        _must_match(_API_VERSION, "must be an API version such as v1 or cert-manager.io/v1")
+    )
+    _kind = field_validator("kind")(_must_match(_KIND, "must be a kind such as Certificate"))
+    _name = field_validator("name")(_must_match(_OBJECT_NAME, "must be an object name"))
+    _namespace = field_validator("namespace")(_must_match(f"^{_LABEL}$", "must be a namespace"))
 
 
 class TargetKind(enum.StrEnum):
@@ -112,15 +198,15 @@ API_TARGETS = frozenset({TargetKind.SERVICE, TargetKind.JOB, TargetKind.RESOURCE
 class Target(_Model):
     """One condition of a waitFor step; exactly one kind is set."""
 
-    service: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    tcp: str | None = None
-    http: str | None = None
-    expect_status: int | None = Field(default=None, alias="expectStatus", ge=100, le=599)
-    body_contains: str | None = Field(default=None, alias="bodyContains")
-    dns: str | None = None
-    file: str | None = None
-    job: str | None = None
+    service: str | None = Field(default=None, max_length=127)
+    port: Integer | None = Field(default=None, ge=1, le=65535)
+    tcp: str | None = Field(default=None, max_length=261)
+    http: str | None = Field(default=None, max_length=2048)
+    expect_status: Integer | None = Field(default=None, alias="expectStatus", ge=100, le=599)
+    body_contains: str | None = Field(default=None, alias="bodyContains", max_length=1024)
+    dns: str | None = Field(default=None, max_length=253)
+    file: str | None = Field(default=None, max_length=1024)
+    job: str | None = Field(default=None, max_length=127)
     resource: ResourceTarget | None = None
     command: tuple[str, ...] | None = None
 
@@ -140,7 +226,7 @@ class Target(_Model):
         return self
 
     _object_ref = field_validator("service", "job")(
-        _must_match(_OBJECT_REF.pattern, "must be [namespace/]name")
+        _must_match(_OBJECT_REF, "must be [namespace/]name")
     )
     _http = field_validator("http")(_url)
     _file = field_validator("file")(_absolute)
@@ -149,7 +235,7 @@ class Target(_Model):
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:
         if value is not None:
-            port = int(value.rpartition(":")[2]) if _HOST_PORT.match(value) else 0
+            port = int(value.rpartition(":")[2]) if _matches(_HOST_PORT, value) else 0
             if not 1 <= port <= 65535:
                 raise ValueError(f"{value!r} must be host:port with a port from 1 to 65535")
         return value
@@ -184,22 +270,35 @@ class Target(_Model):
 
 class VolumeMount(_Model):
     name: str
-    mount_path: str = Field(alias="mountPath")
-    read_only: bool | None = Field(default=None, alias="readOnly")
-    sub_path: str | None = Field(default=None, alias="subPath")
+    mount_path: str = Field(alias="mountPath", min_length=1, max_length=256)
+    read_only: Boolean | None = Field(default=None, alias="readOnly")
+    sub_path: str | None = Field(default=None, alias="subPath", max_length=1024)
+
+    _name = field_validator("name")(_dns_label)
+    _mount_path = field_validator("mount_path")(_absolute)
+    _sub_path = field_validator("sub_path")(_relative)
 
     def manifest(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
 class Download(_Model):
-    url: str
+    url: str = Field(max_length=2048)
     volume: str
-    path: str = Field(min_length=1)
+    path: str = Field(min_length=1, max_length=1024)
     sha256: str | None = None  # hex digest the file must have (stored in lower case)
 
     _volume = field_validator("volume")(_dns_label)
+    _volume_reserved = field_validator("volume")(_not_reserved)
     _path = field_validator("path")(_relative)
+
+    @field_validator("path")
+    @classmethod
+    def _a_file(cls, value: str) -> str:
+        if value.endswith("/"):
+            raise ValueError(f"{value!r} must be a file path, without a trailing '/'")
+        return value
+
     _url_check = field_validator("url")(_url)
     _sha256_check = field_validator("sha256")(
         _must_match(SHA256_PATTERN, "must be a sha256 digest: 64 hexadecimal digits")
@@ -213,22 +312,25 @@ class Download(_Model):
 
 class CopyAssets(_Model):
     image: str = Field(min_length=1)
-    from_: str = Field(alias="from")
+    from_: str = Field(alias="from", min_length=1, max_length=1024)
     volume: str
-    path: str = ""
+    path: str = Field(default="", max_length=1024)
 
     _volume = field_validator("volume")(_dns_label)
+    _volume_reserved = field_validator("volume")(_not_reserved)
     _from = field_validator("from_")(_absolute)
     _path = field_validator("path")(_relative)
 
 
 class PrepareVolume(_Model):
     volume: str
-    path: str = ""
+    path: str = Field(default="", max_length=1024)
     mode: str | None = None
-    owner: str | None = None
+    owner: str | None = Field(default=None, max_length=21)
 
     _volume = field_validator("volume")(_dns_label)
+    _volume_reserved = field_validator("volume")(_not_reserved)
+
     _path = field_validator("path")(_relative)
     _mode = field_validator("mode")(
         _must_match(r"^0?[0-7]{3}$", 'must be an octal mode such as "0750"')
@@ -259,7 +361,9 @@ _ACTIONS: dict[str, StepType] = {
 
 class Step(_Model):
     name: str
-    timeout_seconds: int | None = Field(default=None, alias="timeoutSeconds", ge=1)
+    timeout_seconds: Integer | None = Field(
+        default=None, alias="timeoutSeconds", ge=1, le=INT32_MAX
+    )
     volume_mounts: tuple[VolumeMount, ...] = Field(default=(), alias="volumeMounts")
     wait_for: tuple[Target, ...] | None = Field(default=None, alias="waitFor", min_length=1)
     download: Download | None = None
@@ -270,11 +374,17 @@ class Step(_Model):
 
     _name = field_validator("name")(_dns_label)
 
-    @field_validator("name")
+    _name_reserved = field_validator("name")(_not_reserved)
+
+    @field_validator("run", "sidecar", mode="before")
     @classmethod
-    def _not_reserved(cls, value: str) -> str:
-        if value.startswith(RESERVED_PREFIX):
-            raise ValueError(f"names starting with {RESERVED_PREFIX!r} are reserved")
+    def _declared_nulls(cls, value: Any) -> Any:
+        """The API server prunes nulls of the fields the CRD declares in a container."""
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v is not None or k not in _DECLARED}
+            probe = value.get("readinessProbe")
+            if isinstance(probe, dict) and probe.get("periodSeconds", 0) is None:
+                value["readinessProbe"] = {k: v for k, v in probe.items() if v is not None}
         return value
 
     @field_validator("run", "sidecar")
@@ -286,6 +396,32 @@ class Step(_Model):
             raise ValueError("do not set name here: the step name is the container name")
         if not isinstance(value.get("image"), str) or not value["image"]:
             raise ValueError("image is required")
+        policy = value.get("restartPolicy")
+        if policy is not None and not isinstance(policy, str):
+            raise ValueError("restartPolicy must be a string")
+        probe = value.get("readinessProbe")
+        if probe is not None:
+            if not isinstance(probe, dict):
+                raise ValueError("readinessProbe must be an object (a Probe)")
+            period = probe.get("periodSeconds")
+            if period is not None and (
+                isinstance(period, bool) or not isinstance(period, int) or period > INT32_MAX
+            ):
+                raise ValueError("readinessProbe.periodSeconds must be an integer")
+        return value
+
+    @field_validator("run")
+    @classmethod
+    def _no_restart_policy(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and "restartPolicy" in value:
+            raise ValueError("restartPolicy must not be set in run; use a sidecar step")
+        return value
+
+    @field_validator("sidecar")
+    @classmethod
+    def _always(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and value.get("restartPolicy", "Always") != "Always":
+            raise ValueError("a sidecar's restartPolicy can only be Always (it may be omitted)")
         return value
 
     @model_validator(mode="after")
@@ -311,11 +447,20 @@ class Step(_Model):
         return any(target.checked_by_operator for target in self.targets)
 
 
+_DECLARED = ("name", "image", "restartPolicy", "readinessProbe")
+_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+
+
 class PipelineSpec(_Model):
-    replicas: int = Field(default=1, ge=0)
-    suspend: bool = False
+    replicas: Annotated[int, BeforeValidator(_whole)] = Field(default=1, ge=0, le=INT32_MAX)
+    suspend: Boolean = False
     steps: tuple[Step, ...] = Field(min_length=1)
     template: dict[str, Any]
+
+    @field_validator("template", mode="before")
+    @classmethod
+    def _template_nulls(cls, value: Any) -> Any:
+        return _pruned_template(value)
 
     @field_validator("template")
     @classmethod
@@ -325,6 +470,7 @@ class PipelineSpec(_Model):
             raise ValueError("template.spec.containers needs at least one container")
         if pod_spec.get("initContainers"):
             raise ValueError("use steps instead of template.spec.initContainers")
+        _check_template(value)
         return value
 
     @model_validator(mode="after")
@@ -369,6 +515,80 @@ class Pipeline(_Model):
     spec: PipelineSpec
 
 
+def _pruned_template(value: Any) -> Any:
+    """The template as the API server stores it: nulls of the fields the CRD declares
+    (metadata, its labels and annotations, spec.containers/initContainers/volumes/restartPolicy
+    and their names) left out; other fields are kept as written."""
+    if not isinstance(value, dict):
+        return value
+    template = {k: v for k, v in value.items() if v is not None or k not in ("metadata", "spec")}
+    meta = template.get("metadata")
+    if isinstance(meta, dict):
+        meta = {k: v for k, v in meta.items() if v is not None}
+        for key in ("labels", "annotations"):
+            if isinstance(meta.get(key), dict):
+                meta[key] = {k: v for k, v in meta[key].items() if v is not None}
+        template["metadata"] = meta
+    pod = template.get("spec")
+    if isinstance(pod, dict):
+        declared = ("containers", "initContainers", "volumes", "restartPolicy")
+        pod = {k: v for k, v in pod.items() if v is not None or k not in declared}
+        for key in ("containers", "volumes"):
+            if isinstance(pod.get(key), list):
+                pod[key] = [
+                    {k: v for k, v in item.items() if v is not None or k != "name"}
+                    if isinstance(item, dict)
+                    else item
+                    for item in pod[key]
+                ]
+        template["spec"] = pod
+    return template
+
+
+def _check_template(template: dict[str, Any]) -> None:
+    """What the CRD's schema says of the template, with the field's path."""
+    where = "spec.template"
+    meta = template.get("metadata", {})
+    if not isinstance(meta, dict):
+        raise InvalidSpec(f"{where}.metadata", "must be an object")
+    for key in meta:
+        if key not in ("labels", "annotations"):
+            raise InvalidSpec(f"{where}.metadata.{key}", "unknown field: only labels, annotations")
+    for key in ("labels", "annotations"):
+        entries = meta.get(key, {})
+        if not isinstance(entries, dict):
+            raise InvalidSpec(f"{where}.metadata.{key}", "must be a map of strings")
+        for name, text in entries.items():
+            if not isinstance(text, str):
+                raise InvalidSpec(f"{where}.metadata.{key}.{name}", "must be a string")
+    pod = template["spec"]
+    for key, limit in (("containers", 64), ("volumes", 256)):
+        items = pod.get(key, [])
+        if not isinstance(items, list):
+            raise InvalidSpec(f"{where}.spec.{key}", "must be a list")
+        if len(items) > limit:
+            raise InvalidSpec(f"{where}.spec.{key}", f"must have at most {limit} items")
+        for index, item in enumerate(items):
+            field = f"{where}.spec.{key}[{index}]"
+            if not isinstance(item, dict):
+                raise InvalidSpec(field, "must be an object")
+            name = item.get("name")
+            if not isinstance(name, str) or len(name) > 63:
+                raise InvalidSpec(f"{field}.name", "required: a name of at most 63 characters")
+            if name.startswith(RESERVED_PREFIX):
+                raise InvalidSpec(
+                    f"{field}.name", f"names starting with {RESERVED_PREFIX!r} are reserved"
+                )
+    if "initContainers" in pod and not isinstance(pod["initContainers"], list):
+        raise InvalidSpec(f"{where}.spec.initContainers", "must be a list")
+    policy = pod.get("restartPolicy", "Always")
+    if policy not in _RESTART_POLICIES:
+        raise InvalidSpec(
+            f"{where}.spec.restartPolicy",
+            f"{policy!r} must be one of {', '.join(_RESTART_POLICIES)}",
+        )
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = "spec"
     for part in loc:
@@ -392,6 +612,15 @@ def _step_hint(body: dict[str, Any], loc: tuple[int | str, ...]) -> str:
 def parse_pipeline(body: dict[str, Any]) -> Pipeline:
     """Parse an InitPipeline object; raises InvalidSpec naming the first bad field."""
     metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InvalidSpec("metadata", "must be an object")
+    name = metadata.get("name")
+    if name is not None and (
+        not isinstance(name, str) or len(name) > 253 or not _matches(_SUBDOMAIN, name)
+    ):
+        raise InvalidSpec(
+            "metadata.name", f"{name!r} must be a lowercase DNS-1123 subdomain (RFC 1123)"
+        )
     try:
         spec = PipelineSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:
