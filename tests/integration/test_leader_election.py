@@ -11,12 +11,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually, get, pods
+from tests.helpers import Kubectl, eventually, free_port, get, http_get, pods
 
 pytestmark = pytest.mark.integration
 
@@ -61,23 +58,6 @@ spec:
 def micro(stamp: str) -> datetime:
     """A Lease's MicroTime (both writers ran on this machine's clock)."""
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, ""
-    except OSError:
-        return 0, ""
 
 
 @dataclass

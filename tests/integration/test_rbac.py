@@ -15,11 +15,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually, get, pods, status
+from tests.helpers import Kubectl, eventually, free_port, get, http_get, pods, status
 
 pytestmark = pytest.mark.integration
 
@@ -138,23 +135,6 @@ def token_kubeconfig(
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, ""
-    except OSError:
-        return 0, ""
 
 
 @dataclass
