@@ -170,10 +170,14 @@ class OperatorProcess:
 
     process: subprocess.Popen[bytes]
     log: Path
+    liveness_url: str
     metrics_url: str
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def lines(self) -> list[str]:
+        return self.text().splitlines()
 
     def alive(self) -> bool:
         assert self.process.poll() is None, self.text()[-3000:]
@@ -211,13 +215,14 @@ def operator_process(
             [python, "-m", "initpipeline.cli", "run"],
             env=settings, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
         )  # fmt: skip
-    operator = OperatorProcess(process, log, f"http://127.0.0.1:{metrics}/metrics")
+    operator = OperatorProcess(
+        process,
+        log,
+        settings["INITPIPELINE_LIVENESS_ENDPOINT"],
+        f"http://127.0.0.1:{metrics}/metrics",
+    )
     try:
-        eventually(
-            lambda: (
-                operator.alive() and http_get(settings["INITPIPELINE_LIVENESS_ENDPOINT"])[0] == 200
-            )
-        )
+        eventually(lambda: operator.alive() and http_get(operator.liveness_url)[0] == 200)
         yield operator
     finally:
         if process.poll() is None:

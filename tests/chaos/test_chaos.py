@@ -10,6 +10,7 @@ from INITPIPELINE_CHAOS_SEED (default 1), so a failing run can be replayed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -142,7 +143,9 @@ def world(
         pipelines.stop()
 
 
-def scoped(kubeconfig: str, log: Path, namespace: str, **env: str) -> Any:
+def scoped(
+    kubeconfig: str, log: Path, namespace: str, **env: str
+) -> contextlib.AbstractContextManager[OperatorProcess]:
     return operator_process(kubeconfig, log, INITPIPELINE_NAMESPACES=namespace, **env)
 
 

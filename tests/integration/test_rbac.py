@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually, free_port, get, http_get, pods, status
+from tests import helpers
+from tests.helpers import Kubectl, OperatorProcess, eventually, get, http_get, pods, status
 
 pytestmark = pytest.mark.integration
 
@@ -137,68 +132,27 @@ def token_kubeconfig(
     return str(path)
 
 
-@dataclass
-class Operator:
-    process: subprocess.Popen[bytes]
-    log: Path
-    liveness_url: str
-    metrics_url: str
-
-    def lines(self) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()
-
-    def problems(self, namespace: str) -> list[str]:
-        """Log lines about refused API calls in `namespace` or cluster-wide. (Pipelines left in
-        namespaces that other tests are deleting get 403s from the namespace lifecycle.)"""
-        return [
-            line
-            for line in self.lines()
-            if REFUSED_LINE.search(line)
-            and (namespace in line or not re.search(r"namespaces/|namespace \S", line))
-        ]
-
-    def unexpected_problems(self, namespace: str) -> list[str]:
-        """Refusals other than those of the Deployments read before their grant."""
-        return [line for line in self.problems(namespace) if "deployment" not in line.lower()]
+def problems(operator: OperatorProcess, namespace: str) -> list[str]:
+    """Log lines about refused API calls in `namespace` or cluster-wide. (Pipelines left in
+    namespaces that other tests are deleting get 403s from the namespace lifecycle.)"""
+    return [
+        line
+        for line in operator.lines()
+        if REFUSED_LINE.search(line)
+        and (namespace in line or not re.search(r"namespaces/|namespace \S", line))
+    ]
 
 
-@contextlib.contextmanager
-def operator_process(kubeconfig: str, log: Path, **env: str) -> Iterator[Operator]:
+def unexpected_problems(operator: OperatorProcess, namespace: str) -> list[str]:
+    """Refusals other than those of the Deployments read before their grant."""
+    return [line for line in problems(operator, namespace) if "deployment" not in line.lower()]
+
+
+def operator_process(
+    kubeconfig: str, log: Path, **env: str
+) -> contextlib.AbstractContextManager[OperatorProcess]:
     """`initpipeline run` as the container runs it, with the Deployment's settings."""
-    liveness = f"http://127.0.0.1:{free_port()}/healthz"
-    metrics = free_port()
-    settings = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("INITPIPELINE_")},
-        "KUBECONFIG": kubeconfig,
-        "PYTHONUNBUFFERED": "1",
-        "INITPIPELINE_LOG_FORMAT": "json",
-        "INITPIPELINE_LIVENESS_ENDPOINT": liveness,
-        "INITPIPELINE_METRICS_PORT": str(metrics),
-        "INITPIPELINE_RESYNC_SECONDS": "2",
-        **env,
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "initpipeline.cli", "run"],
-            env=settings, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-        )  # fmt: skip
-    operator = Operator(process, log, liveness, f"http://127.0.0.1:{metrics}/metrics")
-    try:
-
-        def alive() -> bool:
-            assert process.poll() is None, "\n".join(operator.lines()[-30:])
-            return http_get(liveness)[0] == 200
-
-        eventually(alive, timeout=60)
-        yield operator
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    return helpers.operator_process(kubeconfig, log, INITPIPELINE_LOG_FORMAT="json", **env)
 
 
 def apply_install(kubectl: Kubectl) -> None:
@@ -502,8 +456,8 @@ def test_full_lifecycle_with_the_operators_own_token(
         assert not can_i(kubectl, "list", "deployments.apps", namespace)
         kubectl("create", "deployment", "backend", "--image=docker.io/library/busybox:1.36.1-musl",
                 "--replicas=0", namespace=namespace)  # fmt: skip
-        eventually(lambda: [line for line in operator.problems(namespace) if "Deployment" in line])
-        assert operator.unexpected_problems(namespace) == []
+        eventually(lambda: [line for line in problems(operator, namespace) if "Deployment" in line])
+        assert unexpected_problems(operator, namespace) == []
         assert "wait-backend" not in released(kubectl, namespace, name)
 
         # job target: listed and watched (jobs list/watch), so "does not exist" is known.
@@ -558,7 +512,7 @@ def test_full_lifecycle_with_the_operators_own_token(
 
     assert operator.process.returncode == 0, "\n".join(operator.lines()[-30:])
     # Nothing was refused, but the Deployments read before the grant.
-    refused = operator.unexpected_problems(namespace)
+    refused = unexpected_problems(operator, namespace)
     assert refused == [], "\n".join(refused)
     # Every log line is one JSON object (INITPIPELINE_LOG_FORMAT=json).
     records = [json.loads(line) for line in operator.lines() if line.strip()]
@@ -621,7 +575,7 @@ def test_single_namespace_overlay_needs_no_cluster_wide_rights(
             eventually(lambda: status(kubectl, namespace).get("observedGeneration") == 1)
             kubectl("delete", "ipl", "web", "--wait=true", namespace=namespace)
             eventually(lambda: pods(kubectl, namespace) == [], timeout=90)
-        refused = operator.unexpected_problems(namespace)
+        refused = unexpected_problems(operator, namespace)
         assert refused == [], "\n".join(refused)
         assert pod["metadata"]["ownerReferences"][0]["name"] == "web"
     finally:
