@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from initpipeline import deps, metrics
+from initpipeline.access import AccessReviews
 from initpipeline.cache import Dependency, DependencyCache, dependencies_of
 from initpipeline.fields import condition_true
 from initpipeline.informer import Change, Informer
@@ -84,6 +85,7 @@ class Controller:
         self.settings = settings
         self.unsupported_cluster = unsupported_cluster
         self.cache = DependencyCache(kube, not settings.namespaces, self._dependency_changed)
+        self.access = AccessReviews(kube, self._dependency_changed, namespaces=settings.namespaces)
         self.pipelines: list[Informer] = []
         self.pods: list[Informer] = []
         self.queue: WorkQueue[Key] = WorkQueue()
@@ -162,6 +164,7 @@ class Controller:
         for informer in (*self.pipelines, *self.pods):
             await informer.stop()
         await self.cache.close()
+        await self.access.close()
         await self.kube.close()
 
     # ------------------------------------------------------------------ events -> keys
@@ -278,7 +281,7 @@ class Controller:
                 self._refused.add(key)
             else:
                 self._refused.discard(key)
-        waiting = self._api_waiting(pipeline)
+        waiting = self._api_waiting(pipeline, previous)
         await self._release(pipeline, current_pods(pipeline, pods), waiting)
         revision = spec_hash(pipeline.spec)
         reports = await self._wait_reports(pipeline, wait_logs_to_read(pipeline, pods, revision))
@@ -291,13 +294,14 @@ class Controller:
         )
         return IDLE_RESYNC_SECONDS if settled else self.settings.resync_seconds
 
-    def _api_waiting(self, pipeline: Pipeline) -> dict[str, list[str]]:
-        """The API-side wait targets: the one place they are looked up (watches started,
-        findings from the informers' caches). An access check of targets plugs in here."""
+    def _api_waiting(self, pipeline: Pipeline, previous: Obj) -> dict[str, list[str]]:
+        """The API-side wait targets: the one place they are looked up (watches started in
+        the namespaces the operator watches, access reviews asked, findings from the
+        informers' caches, Job targets that held for this revision kept held)."""
         key = (pipeline.namespace, pipeline.name)
         self._depend(key, dependencies_of(pipeline))
-        self.cache.use(key, deps.watches_for(pipeline))
-        return deps.api_waiting(pipeline, self.cache)
+        self.cache.use(key, deps.watches_for(pipeline, self.access))
+        return deps.api_waiting(pipeline, self.cache, self.access, previous)
 
     async def _converge_pods(self, pipeline: Pipeline, pods: Sequence[Obj]) -> str | None:
         """Create and delete Pods; the API server's refusal of a Pod, if any. A failure that

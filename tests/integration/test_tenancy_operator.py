@@ -18,8 +18,6 @@ from tests.helpers import Kubectl, eventually, get, operator_running, pods, stat
 
 pytestmark = pytest.mark.integration
 
-# Until the controller passes the AccessReviews and the previous status to deps.
-NEEDS_HOOK = pytest.mark.xfail(strict=True, reason="needs the controller hook")
 # A finding that does not come within this long will not come.
 SETTLE = 30.0
 
@@ -78,7 +76,6 @@ def tenant_b(kubectl: Kubectl) -> Iterator[str]:
         kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
-@NEEDS_HOOK
 def test_a_pipeline_in_tenant_a_learns_nothing_about_tenant_b(
     kubeconfig: str, kubectl: Kubectl, namespace: str, tenant_b: str
 ) -> None:
@@ -96,7 +93,6 @@ def test_a_pipeline_in_tenant_a_learns_nothing_about_tenant_b(
         eventually(lambda: waiting_on(kubectl, namespace) == want, timeout=SETTLE)
 
 
-@NEEDS_HOOK
 def test_a_target_in_a_namespace_the_operator_does_not_watch_says_so(
     kubeconfig: str, kubectl: Kubectl, namespace: str, tenant_b: str
 ) -> None:
@@ -178,7 +174,6 @@ def test_a_completed_job_is_recorded_for_the_spec_revision(
         }
 
 
-@NEEDS_HOOK
 def test_a_job_that_cleaned_up_after_itself_still_releases_a_recreated_pod(
     kubeconfig: str, kubectl: Kubectl, namespace: str
 ) -> None:
