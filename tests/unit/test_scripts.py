@@ -256,7 +256,7 @@ def test_service_port_is_checked_in_the_pod_and_the_rest_by_the_operator(
     assert result.code == 0, result.output
     assert f"waiting: {label}: checked by the operator" in result.lines("waiting:")
     assert re.search(rf"\blocalhost:{port_later.port} reachable after \d+s;", result.message)
-    assert re.search(rf"; {label} confirmed by the operator after [12]s$", result.message)
+    assert re.search(rf"; {label} confirmed by the operator after \d+s$", result.message)
 
 
 def test_release_list_must_name_the_step_exactly(run: Runner, tmp_path: Path, tlog: str) -> None:
