@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually, get, operator_running, pods, status
+from tests.helpers import Kubectl, Stream, eventually, get, operator_running, pods, status
 
 pytestmark = pytest.mark.integration
 
@@ -270,14 +270,31 @@ def test_deleted_pod_is_recreated_and_spec_change_replaces_pods(
     assert eventually(lambda: status(kubectl, namespace)["observedGeneration"] == 2)
 
 
+def settled(kubectl: Kubectl, namespace: str, replicas: int) -> dict[str, str]:
+    """The pipeline's Pods (name -> uid) once the operator is done with a spec: every Pod in
+    the namespace, those being deleted included, is one of `replicas` Pods named after their
+    index, and the status written for this generation lists exactly those; else {}."""
+    every = get(kubectl, namespace, "pods")["items"]
+    body = get(kubectl, namespace, "ipl", "web")
+    st = body.get("status") or {}
+    names = sorted(name_of(p) for p in every)
+    if (
+        len(every) != replicas
+        or any(p["metadata"].get("deletionTimestamp") for p in every)
+        or [n.rsplit("-", 1)[1] for n in names] != [str(i) for i in range(replicas)]
+        or st.get("observedGeneration") != body["metadata"]["generation"]
+        or st.get("replicas") != replicas
+        or [p["name"] for p in st.get("pods", [])] != names
+    ):
+        return {}
+    return {name_of(p): p["metadata"]["uid"] for p in every}
+
+
 def test_replicas_suspend_and_scale(operator: None, kubectl: Kubectl, namespace: str) -> None:
     body = yaml.safe_load(PIPELINE)
     body["spec"]["replicas"] = 2
     apply(kubectl, namespace, body)
-    names = eventually(
-        lambda: len(p := pods(kubectl, namespace)) == 2 and sorted(x["metadata"]["name"] for x in p)
-    )
-    assert [n.rsplit("-", 1)[1] for n in names] == ["0", "1"]
+    first = eventually(lambda: settled(kubectl, namespace, 2))
     kubectl(
         "patch",
         "ipl",
@@ -287,9 +304,10 @@ def test_replicas_suspend_and_scale(operator: None, kubectl: Kubectl, namespace:
         '{"spec":{"suspend":true}}',
         namespace=namespace,
     )
-    eventually(lambda: pods(kubectl, namespace) == [])
+    eventually(lambda: get(kubectl, namespace, "pods")["items"] == [])
     st = eventually(lambda: status_when(kubectl, namespace, "Ready", reason="Suspended"))
     assert condition(st, "Stalled")["status"] == "False"
+    assert (st["replicas"], st["pods"]) == (2, [])
     kubectl(
         "patch",
         "ipl",
@@ -299,22 +317,57 @@ def test_replicas_suspend_and_scale(operator: None, kubectl: Kubectl, namespace:
         '{"spec":{"suspend":false}}',
         namespace=namespace,
     )
+    again = eventually(lambda: settled(kubectl, namespace, 2))
+    assert sorted(again) == sorted(first)  # the same names: same spec, same indexes
+    assert not set(again.values()) & set(first.values())  # new Pods
     kubectl("scale", "ipl", "web", "--replicas=1", namespace=namespace)
-    eventually(lambda: len(pods(kubectl, namespace)) == 1)
+    after = eventually(lambda: settled(kubectl, namespace, 1))
+    [kept] = [name for name in again if name.endswith("-0")]
+    assert after == {kept: again[kept]}  # replica 0 kept as it was, replica 1 deleted
 
 
 def test_restarted_operator_resumes_without_duplicating_pods(
-    kubeconfig: str, kubectl: Kubectl, namespace: str
+    kubeconfig: str, kubectl: Kubectl, kubectl_argv: list[str], namespace: str
 ) -> None:
-    with operator_running(kubeconfig):
+    only_here = {"INITPIPELINE_NAMESPACES": namespace}  # no other test's pipeline in its log
+    with operator_running(kubeconfig, namespace, **only_here):
         apply(kubectl, namespace, PIPELINE)
         [pod] = eventually(lambda: pods(kubectl, namespace) or None)
-        eventually(lambda: status(kubectl, namespace).get("progress"))
-    with operator_running(kubeconfig):
-        kubectl("annotate", "ipl", "web", "touched=yes", namespace=namespace)
-        eventually(lambda: status(kubectl, namespace).get("observedGeneration") == 1)
-        current = pods(kubectl, namespace)
-    assert [p["metadata"]["uid"] for p in current] == [pod["metadata"]["uid"]]
+        before = eventually(lambda: status(kubectl, namespace).get("steps"))
+    assert before[0]["state"] == "Pending"  # the Pod has no status yet
+    uid = pod["metadata"]["uid"]
+    watch = Stream(kubectl_argv, namespace, "pods")
+    try:
+        with operator_running(kubeconfig, namespace, **only_here) as second:
+            kubectl("annotate", "ipl", "web", "touched=yes", namespace=namespace)
+            # The Pod moves on only now: a status that shows it is the second operator's.
+            set_pod_status(
+                kubectl,
+                namespace,
+                name_of(pod),
+                {
+                    "phase": "Pending",
+                    "conditions": [{"type": "PodScheduled", "status": "True"}],
+                    "initContainerStatuses": [
+                        _init_status("wait-db", {"running": {"startedAt": "2026-11-25T10:00:01Z"}}),
+                        _init_status("fetch", {"waiting": {"reason": "PodInitializing"}}),
+                    ],
+                },
+            )
+            st = eventually(
+                lambda: (s := status(kubectl, namespace))["steps"][0]["state"] == "Running" and s
+            )
+            current = pods(kubectl, namespace)
+    finally:
+        watch.stop()
+    assert st["steps"][0]["startedAt"] == "2026-11-25T10:00:01Z"
+    assert condition(st, "Ready")["reason"] == "WaitingForDependency"
+    # It started knowing the Pod, and in all its life no other Pod came or went.
+    assert "Following 1 InitPipelines and 1 of their Pods;" in second.output
+    assert [p["metadata"]["uid"] for p in current] == [uid]
+    seen = [(kind, obj["metadata"]["uid"]) for kind, obj in watch.events if kind != "RELISTED"]
+    assert {uid for _, uid in seen} == {uid}, seen
+    assert "DELETED" not in {kind for kind, _ in seen}, seen
     cr = get(kubectl, namespace, "ipl", "web")
     assert not cr["metadata"].get("finalizers")
     bookkeeping = [k for k in cr["metadata"].get("annotations", {}) if "kopf" in k]
@@ -362,12 +415,39 @@ def test_printer_columns(operator: None, kubectl: Kubectl, namespace: str) -> No
             ],
         },
     )
-    eventually(lambda: status_when(kubectl, namespace, "Ready", reason="WaitingForDependency"))
-    lines = kubectl("get", "ipl", namespace=namespace).stdout.splitlines()
-    assert lines[0].split() == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE"]
-    assert lines[1].split()[:5] == ["web", "0/1", "0/2", "WaitingForDependency", "wait-db"]
-    wide = kubectl("get", "ipl", "-o", "wide", namespace=namespace).stdout.splitlines()
-    assert wide[0].split()[6:8] == ["POD", "MESSAGE"]
+    st = eventually(
+        lambda: (
+            status_when(kubectl, namespace, "Ready", reason="WaitingForDependency")
+            if "service mydb: service does not exist" in _waiting_on(kubectl, namespace)
+            else {}
+        )
+    )
+    message = "step 1/2 wait-db: waiting for service mydb: service does not exist"
+    assert st["message"] == condition(st, "Ready")["message"] == message
+    row = {"NAME": "web", "READY": "0/1", "STEPS": "0/2", "STATUS": "WaitingForDependency"}
+    row["CURRENT"] = "wait-db"
+    [plain] = table(kubectl("get", "ipl", namespace=namespace).stdout)
+    assert list(plain) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE"]
+    assert {k: v for k, v in plain.items() if k != "AGE"} == row
+    [wide] = table(kubectl("get", "ipl", "-o", "wide", namespace=namespace).stdout)
+    assert list(wide) == [*plain, "POD", "MESSAGE"]
+    assert {k: v for k, v in wide.items() if k != "AGE"} == {
+        **row,
+        "POD": name_of(pod),
+        "MESSAGE": message,
+    }
+
+
+def table(text: str) -> list[dict[str, str]]:
+    """kubectl's table output, each row by column heading (a cell is read from where its
+    heading starts to where the next one starts, so cells with spaces stay whole)."""
+    header, *rows = text.splitlines()
+    starts = [i for i, c in enumerate(header) if c != " " and (i == 0 or header[i - 1] == " ")]
+    names = header.split()
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    return [
+        {name: row[a:b].strip() for name, (a, b) in zip(names, bounds, strict=True)} for row in rows
+    ]
 
 
 def test_spec_the_schema_accepts_but_the_operator_cannot_use_is_stalled_invalid_spec(
