@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
+import math
 import os
 import re
 import shutil
@@ -65,6 +66,17 @@ def applets(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 Runner = Callable[..., Run]
+
+
+def took(pattern: str, text: str, result: Run) -> int:
+    """The seconds `text` (all of it matching `pattern`, one group) says a check took: a
+    difference of whole-second clock readings, so never more than the run's wall time
+    rounded up, however busy the machine (a fixed bound such as [01] flakes on two cores)."""
+    found = re.fullmatch(pattern, text)
+    assert found, f"{text!r} does not match {pattern!r}"
+    seconds = int(found.group(1))
+    assert seconds <= math.ceil(result.seconds), (text, result.seconds)
+    return seconds
 
 
 @pytest.fixture
@@ -311,7 +323,7 @@ def test_http_unreachable_says_why(run: Runner, tlog: str) -> None:
 def test_dns_localhost_resolves(run: Runner, tlog: str) -> None:
     result = run(scripts.wait_script(wait_step([{"dns": "localhost"}]), termination_log=tlog))
     assert result.code == 0, result.output
-    assert re.fullmatch(r"dns localhost resolved after [01]s", result.message)
+    assert took(r"dns localhost resolved after (\d+)s", result.message, result) >= 0
     assert not result.lines("waiting:")
 
 
@@ -365,7 +377,7 @@ def test_dns_answer_from_a_search_domain_resolves_despite_exit_1(
     )
     result = run(script)
     assert result.code == 0, result.output
-    assert re.fullmatch(r"dns myservice resolved after [01]s", result.message)
+    assert took(r"dns myservice resolved after (\d+)s", result.message, result) >= 0
 
 
 def test_dns_nxdomain_from_every_search_domain_keeps_waiting(
@@ -408,7 +420,7 @@ def test_targets_are_checked_concurrently(run: Runner, tmp_path: Path, tlog: str
     ok = result.lines("ok:")
     assert len(ok) == 2
     assert ok[0].startswith(f"ok: file {path} exists after ")
-    assert re.fullmatch(r"ok: command sleep 3 succeeded after [34]s", ok[1])
+    assert took(r"ok: command sleep 3 succeeded after (\d+)s", ok[1], result) >= 3
     assert result.seconds < 6
     # the termination message keeps spec order
     assert result.message.index("command sleep 3") < result.message.index(f"file {path}")
@@ -443,7 +455,7 @@ def test_hostile_command_arguments_stay_arguments(run: Runner, tmp_path: Path, t
     result = run(scripts.wait_script(step, termination_log=tlog))
     assert result.code == 0, result.output
     assert not list(tmp_path.glob("pwned-*"))
-    assert re.search(r" succeeded after [01]s$", result.message)
+    assert took(r".* succeeded after (\d+)s", result.message, result) >= 0
     assert "\n" not in result.message
 
 
