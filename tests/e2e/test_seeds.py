@@ -19,7 +19,7 @@ import contextlib
 import json
 import re
 import subprocess
-import time
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -430,14 +430,29 @@ def test_04_sequential_steps(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    printed: list[str] = []
+
+    def read() -> None:
+        assert watch.stdout is not None
+        for line in watch.stdout:
+            printed.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def watch_shows_ready() -> bool:
+        return any(line.split()[:4] == ["sequential", "1/1", "2/2", "Running"] for line in printed)
+
     try:
         apply(kubectl, namespace, "04-sequential.yaml")
         st = ready(kubectl, namespace, "sequential")
-        ipl_columns(kubectl, namespace, "sequential")  # and the watch has seen it too
-        time.sleep(1)
+        ipl_columns(kubectl, namespace, "sequential")
+        eventually(watch_shows_ready, timeout=30)  # the watch has printed it too
     finally:
         watch.terminate()
-        table, _ = watch.communicate(timeout=10)
+        watch.wait(timeout=10)
+        reader.join(timeout=10)
+    table = "".join(printed)
 
     assert [s["state"] for s in st["steps"]] == ["Succeeded", "Succeeded"]
     first_started, first_finished, second_started, second_finished = step_times_in_order(st)
