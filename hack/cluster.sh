@@ -24,6 +24,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 API_PORT="${INITPIPELINE_API_PORT:-6443}"
 ETCD_CLIENT_PORT="${INITPIPELINE_ETCD_PORT:-2379}"
 ETCD_PEER_PORT="$((ETCD_CLIENT_PORT + 1))"
+CONTROLLER_MANAGER_PORT="${INITPIPELINE_CONTROLLER_MANAGER_PORT:-10257}"
+SCHEDULER_PORT="${INITPIPELINE_SCHEDULER_PORT:-10259}"
 CONTEXT="${INITPIPELINE_CONTEXT:-initpipeline-local}"
 NODE_NAME="initpipeline-node"
 BRIDGE="initpipe0"                 # created by us, deleted on down
@@ -251,7 +253,7 @@ up_control_plane() {
     --kubeconfig "${KCFG}/controller-manager.kubeconfig" \
     --authentication-kubeconfig "${KCFG}/controller-manager.kubeconfig" \
     --authorization-kubeconfig "${KCFG}/controller-manager.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port 10257 --leader-elect=false \
+    --bind-address 127.0.0.1 --secure-port "${CONTROLLER_MANAGER_PORT}" --leader-elect=false \
     --service-account-private-key-file "${PKI}/sa.key" --root-ca-file "${PKI}/ca.crt" \
     --cluster-signing-cert-file "${PKI}/ca.crt" --cluster-signing-key-file "${PKI}/ca.key" \
     --use-service-account-credentials=true --service-cluster-ip-range "${SERVICE_CIDR}" \
@@ -260,10 +262,10 @@ up_control_plane() {
     --kubeconfig "${KCFG}/scheduler.kubeconfig" \
     --authentication-kubeconfig "${KCFG}/scheduler.kubeconfig" \
     --authorization-kubeconfig "${KCFG}/scheduler.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port 10259 --leader-elect=false --profiling=false --v=1
+    --bind-address 127.0.0.1 --secure-port "${SCHEDULER_PORT}" --leader-elect=false --profiling=false --v=1
   wait_for "kube-controller-manager /healthz" kube-controller-manager \
-    curl -fsSk --max-time 2 https://127.0.0.1:10257/healthz
-  wait_for "kube-scheduler /healthz" kube-scheduler curl -fsSk --max-time 2 https://127.0.0.1:10259/healthz
+    curl -fsSk --max-time 2 "https://127.0.0.1:${CONTROLLER_MANAGER_PORT}/healthz"
+  wait_for "kube-scheduler /healthz" kube-scheduler curl -fsSk --max-time 2 "https://127.0.0.1:${SCHEDULER_PORT}/healthz"
   # Pods cannot be created in a namespace before its "default" ServiceAccount exists.
   wait_for "ServiceAccount default/default" kube-controller-manager \
     kubectl_ get serviceaccount default -n default
