@@ -613,9 +613,13 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching to uid 65532 needs root")
 def test_tools_and_copy_assets_as_the_containers_user(run: Runner, shared_dir: Path) -> None:
     """As uid 65532 (as in the Pod): copy busybox, copy assets, copy again after a restart."""
+    if os.geteuid() != 0:
+        why = "switching to uid 65532 needs root"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}: CI runs every tier as root", pytrace=False)
+        pytest.skip(why)
     uid = 65532
     tools_dir, volume, empty = shared_dir / "tools", shared_dir / "volume", shared_dir / "bin"
     for directory in (tools_dir, volume, empty):
