@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import yaml
+from tests.helpers import eventually, operator_running, pods
+
+from initpipeline.controller import Controller
 
 pytestmark = pytest.mark.integration
 
@@ -500,171 +505,151 @@ def test_unknown_spec_field_is_refused(kubectl: Kubectl, namespace: str) -> None
 # Status, printer columns, scale, explain
 # ---------------------------------------------------------------------------------------------
 
-STATUS: Manifest = {
-    "observedGeneration": 1,
-    "replicas": 1,
-    "readyReplicas": 0,
-    "ready": "0/1",
-    "selector": "initpipeline.io/name=shop-web",
-    "progress": "2/6",
-    "currentStep": "site",
-    "message": "step 3/6 site: copying /dist",
-    "pods": [
-        {
-            "name": "shop-web-7c9f2-0",
-            "phase": "Pending",
-            "ready": False,
-            "currentStep": "site",
-            "restarts": 0,
-        }
-    ],
-    "steps": [
-        {
-            "name": "wait-deps",
-            "type": "WaitFor",
-            "state": "Succeeded",
-            "startedAt": "2026-11-25T10:00:01Z",
-            "finishedAt": "2026-11-25T10:00:13Z",
-            "exitCode": 0,
-            "restartCount": 0,
-            "reason": "Completed",
-            "message": "mydb: 2 ready endpoints; mysql:3306 reachable after 12s",
-            "waitingOn": [],
-        },
-        {
-            "name": "fetch-config",
-            "type": "Download",
-            "state": "Succeeded",
-            "startedAt": "2026-11-25T10:00:14Z",
-            "finishedAt": "2026-11-25T10:00:15Z",
-            "exitCode": 0,
-            "restartCount": 0,
-            "reason": "Completed",
-        },
-        {
-            "name": "site",
-            "type": "CopyAssets",
-            "state": "Running",
-            "startedAt": "2026-11-25T10:00:16Z",
-            "restartCount": 0,
-            "waitingOn": ["copying /dist"],
-        },
-        {"name": "data-dir", "type": "PrepareVolume", "state": "Pending"},
-        {"name": "migrate", "type": "Run", "state": "Pending"},
-        {"name": "log-shipper", "type": "Sidecar", "state": "Pending"},
-    ],
-    "conditions": [
-        {
-            "type": "Ready",
-            "status": "False",
-            "reason": "Initializing",
-            "message": "step 3/6 site: copying /dist",
-            "observedGeneration": 1,
-            "lastTransitionTime": "2026-11-25T10:00:01Z",
-        },
-        {
-            "type": "Reconciling",
-            "status": "True",
-            "reason": "Initializing",
-            "message": "step 3/6 site: copying /dist",
-            "observedGeneration": 1,
-            "lastTransitionTime": "2026-11-25T10:00:01Z",
-        },
-        {
-            "type": "Stalled",
-            "status": "False",
-            "reason": "Initializing",
-            "message": "",
-            "observedGeneration": 1,
-            "lastTransitionTime": "2026-11-25T10:00:01Z",
-        },
-    ],
-}
+
+@dataclass
+class Written:
+    """The example as the operator left it: its name and the last status the operator sent
+    (the dict it patched the status subresource with)."""
+
+    name: str
+    status: Manifest
 
 
 @pytest.fixture
-def shop_web(kubectl: Kubectl, namespace: str) -> str:
-    """The full example, created, with STATUS written through the status subresource."""
-    result = apply(kubectl, namespace, yaml.safe_load(FULL_EXAMPLE))
-    assert result.returncode == 0, result.stderr
-    kubectl(
-        "patch", "initpipeline", "shop-web", "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": STATUS}), namespace=namespace,
-    )  # fmt: skip
-    return "shop-web"
+def shop_web(
+    kubeconfig: str, kubectl: Kubectl, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> Written:
+    """The full example (its Pod kept off every node), with the status the operator really
+    writes for it once its wait step runs: the operator ran in this process and every status
+    it sent is recorded."""
+    sent: list[Manifest] = []
+    write = Controller._write_status
+
+    async def recorded(
+        self: Controller, body: Manifest, previous: Manifest, status: Manifest
+    ) -> None:
+        if body["metadata"]["namespace"] == namespace:
+            sent.append(copy.deepcopy(status))
+        await write(self, body, previous, status)
+
+    monkeypatch.setattr(Controller, "_write_status", recorded)
+    example = yaml.safe_load(FULL_EXAMPLE)
+    # No scheduler serves this name: no kubelet writes the Pod's status, the test does.
+    example["spec"]["template"]["spec"]["schedulerName"] = "initpipeline-tests-unscheduled"
+    with operator_running(kubeconfig, namespace, INITPIPELINE_NAMESPACES=namespace):
+        result = apply(kubectl, namespace, example)
+        assert result.returncode == 0, result.stderr
+        [pod] = eventually(lambda: pods(kubectl, namespace) or None)
+        running = {"running": {"startedAt": "2026-11-25T10:00:01Z"}}
+        kubelet = {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "initContainerStatuses": [
+                {"name": "wait-deps", "image": "docker.io/library/busybox:1.36.1-musl",
+                 "imageID": "", "ready": False, "restartCount": 0, "started": True,
+                 "state": running, "lastState": {}},
+            ],
+        }  # fmt: skip
+        kubectl(
+            "patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": kubelet}), namespace=namespace,
+        )  # fmt: skip
+        eventually(lambda: sent and sent[-1]["steps"][0]["state"] == "Running")
+    return Written("shop-web", sent[-1])
 
 
 def test_status_fields_survive_a_status_patch(
-    kubectl: Kubectl, namespace: str, shop_web: str
+    kubectl: Kubectl, namespace: str, shop_web: Written
 ) -> None:
-    assert get(kubectl, namespace, shop_web)["status"] == STATUS
+    stored = get(kubectl, namespace, shop_web.name)["status"]
+    assert stored == shop_web.status  # nothing pruned, nothing changed
+    assert stored["steps"][0]["waitingOn"]  # the operator's findings, each one kept
+    assert stored["pods"] and stored["conditions"] and stored["selector"]
 
 
 def test_nulls_in_status_list_items_are_dropped(
-    kubectl: Kubectl, namespace: str, shop_web: str
+    kubectl: Kubectl, namespace: str, shop_web: Written
 ) -> None:
     # A merge patch replaces lists whole, so None fields of a step reach the API server as
     # nulls: they are dropped (fields are not nullable), not refused.
     step = {"name": "site", "type": "CopyAssets", "state": "Pending", "startedAt": None,
             "finishedAt": None, "exitCode": None, "restartCount": 0}  # fmt: skip
     kubectl(
-        "patch", "initpipeline", shop_web, "--subresource=status", "--type=merge",
+        "patch", "initpipeline", shop_web.name, "--subresource=status", "--type=merge",
         "-p", json.dumps({"status": {"steps": [step]}}), namespace=namespace,
     )  # fmt: skip
-    stored = get(kubectl, namespace, shop_web)["status"]["steps"]
+    stored = get(kubectl, namespace, shop_web.name)["status"]["steps"]
     assert stored == [{"name": "site", "type": "CopyAssets", "state": "Pending", "restartCount": 0}]
 
 
 def test_status_is_not_writable_through_the_main_resource(
-    kubectl: Kubectl, namespace: str, shop_web: str
+    kubectl: Kubectl, namespace: str, shop_web: Written
 ) -> None:
     kubectl(
-        "patch", "initpipeline", shop_web, "--type=merge",
+        "patch", "initpipeline", shop_web.name, "--type=merge",
         "-p", json.dumps({"status": {"currentStep": "hacked"}}), namespace=namespace,
     )  # fmt: skip
-    assert get(kubectl, namespace, shop_web)["status"]["currentStep"] == "site"
+    assert get(kubectl, namespace, shop_web.name)["status"]["currentStep"] == "wait-deps"
 
 
-def test_invalid_status_is_refused(kubectl: Kubectl, namespace: str, shop_web: str) -> None:
+def test_invalid_status_is_refused(kubectl: Kubectl, namespace: str, shop_web: Written) -> None:
     bad = {"status": {"steps": [{"name": "site", "state": "Sleeping"}]}}
     result = kubectl(
-        "patch", "initpipeline", shop_web, "--subresource=status", "--type=merge",
+        "patch", "initpipeline", shop_web.name, "--subresource=status", "--type=merge",
         "-p", json.dumps(bad), namespace=namespace, check=False,
     )  # fmt: skip
     assert result.returncode != 0
     assert "status.steps[0].state" in result.stderr
 
 
-def _table(text: str) -> tuple[list[str], str]:
-    header, row = text.strip().splitlines()
-    return header.split(), row
+def _table(text: str) -> dict[str, str]:
+    """kubectl's one-row table by column heading (a cell runs from where its heading starts
+    to where the next one starts, so a message with spaces stays whole)."""
+    header, row = text.strip("\n").splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    ends = [*starts[1:], None]
+    return {n: row[a:b].strip() for n, a, b in zip(header.split(), starts, ends, strict=True)}
 
 
-def test_printer_columns(kubectl: Kubectl, namespace: str, shop_web: str) -> None:
-    header, row = _table(kubectl("get", "ipl", shop_web, namespace=namespace).stdout)
-    assert header == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE"]
-    assert row.split()[:5] == [shop_web, "0/1", "2/6", "Initializing", "site"]
+def _columns(status: Manifest) -> dict[str, str]:
+    """What the printer columns show for `status`."""
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    return {"NAME": "shop-web", "READY": status["ready"], "STEPS": status["progress"],
+            "STATUS": ready["reason"], "CURRENT": status["currentStep"]}  # fmt: skip
 
 
-def test_wide_printer_columns(kubectl: Kubectl, namespace: str, shop_web: str) -> None:
-    out = kubectl("get", "ipl", shop_web, "-o", "wide", namespace=namespace).stdout
-    header, row = _table(out)
-    assert header == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE", "POD", "MESSAGE"]
-    assert row.split()[:5] == [shop_web, "0/1", "2/6", "Initializing", "site"]
-    assert row.split()[6:] == ["shop-web-7c9f2-0", "step", "3/6", "site:", "copying", "/dist"]
+def test_printer_columns(kubectl: Kubectl, namespace: str, shop_web: Written) -> None:
+    row = _table(kubectl("get", "ipl", shop_web.name, namespace=namespace).stdout)
+    assert list(row) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE"]
+    del row["AGE"]
+    assert row == _columns(shop_web.status)
+    assert row == {"NAME": "shop-web", "READY": "0/1", "STEPS": "0/6",
+                   "STATUS": "WaitingForDependency", "CURRENT": "wait-deps"}  # fmt: skip
 
 
-def test_kubectl_scale(kubectl: Kubectl, namespace: str, shop_web: str) -> None:
-    kubectl("scale", "initpipeline", shop_web, "--replicas=3", namespace=namespace)
-    assert get(kubectl, namespace, shop_web)["spec"]["replicas"] == 3
+def test_wide_printer_columns(kubectl: Kubectl, namespace: str, shop_web: Written) -> None:
+    out = kubectl("get", "ipl", shop_web.name, "-o", "wide", namespace=namespace).stdout
+    row = _table(out)
+    assert list(row) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE", "POD", "MESSAGE"]
+    del row["AGE"]
+    [pod] = shop_web.status["pods"]
+    assert row == {**_columns(shop_web.status), "POD": pod["name"],
+                   "MESSAGE": shop_web.status["message"]}  # fmt: skip
+    assert row["MESSAGE"].startswith("step 1/6 wait-deps: waiting for ")
+
+
+def test_kubectl_scale(kubectl: Kubectl, namespace: str, shop_web: Written) -> None:
+    kubectl("scale", "initpipeline", shop_web.name, "--replicas=3", namespace=namespace)
+    assert get(kubectl, namespace, shop_web.name)["spec"]["replicas"] == 3
     scale = json.loads(
         kubectl(
             "get", "--raw",
-            f"/apis/initpipeline.io/v1alpha1/namespaces/{namespace}/initpipelines/{shop_web}/scale",
+            f"/apis/initpipeline.io/v1alpha1/namespaces/{namespace}/initpipelines/{shop_web.name}/scale",
         ).stdout
     )  # fmt: skip
     assert scale["spec"]["replicas"] == 3
-    assert scale["status"] == {"replicas": 1, "selector": STATUS["selector"]}
+    assert scale["status"] == {"replicas": 1, "selector": "initpipeline.io/pipeline=shop-web"}
+    assert shop_web.status["selector"] == "initpipeline.io/pipeline=shop-web"
 
 
 def test_kubectl_explain_describes_fields(kubectl: Kubectl) -> None:
