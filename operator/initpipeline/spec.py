@@ -404,6 +404,10 @@ class Step(_Model):
             if not isinstance(probe, dict):
                 raise ValueError("readinessProbe must be an object (a Probe)")
             period = probe.get("periodSeconds")
+            if isinstance(period, float) and period.is_integer():
+                # The API server stores a whole JSON number (2.0) of `type: integer` as 2.
+                period = int(period)
+                value = {**value, "readinessProbe": {**probe, "periodSeconds": period}}
             if period is not None and (
                 isinstance(period, bool) or not isinstance(period, int) or period > INT32_MAX
             ):
