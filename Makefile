@@ -90,6 +90,11 @@ test-deployment: ## The operator's image in the cluster: deploy/ (2 replicas, fa
 	@# selected, e.g. by PYTEST_ARGS) is not a failure here.
 	INITPIPELINE_TEST_OPERATOR=deployment uv run pytest tests/ $(PYTEST_ARGS) || [[ $$? == 5 ]]
 
+.PHONY: test-fuzz
+test-fuzz: cluster-build ## The fuzz tier alone: 1000 generated InitPipelines, one operator (tests/fuzz)
+	if [[ -z "$${KUBECONFIG:-}" ]]; then $(CLUSTER) up control-plane; fi
+	uv run pytest -m fuzz tests/fuzz $(PYTEST_ARGS)
+
 .PHONY: bench
 bench: ## Benchmarks against same-run baselines (BENCH_SCENARIOS=a,b,c,f BENCH_SIZES=1,100,1000); tables in bench/results/
 	uv run python -m bench

@@ -33,7 +33,10 @@ TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_SECONDS = 120.0
 PLURAL_PATH = "/apis/initpipeline.io/v1alpha1/namespaces/{namespace}/initpipelines"
 # A field path in a message: spec.steps[0].name, .spec.replicas, metadata.name, spec ...
-FIELD_PATH = re.compile(r"(?<![A-Za-z0-9])\.?(spec|metadata)(?![A-Za-z0-9])")
+# or a top-level unknown field (`strict decoding error: unknown field "Name"`).
+FIELD_PATH = re.compile(
+    r"(?<![A-Za-z0-9])\.?(spec|metadata)(?![A-Za-z0-9])|unknown field \"[^\"]+\""
+)
 
 
 def names_a_field(message: str) -> bool:
