@@ -18,7 +18,8 @@ from initpipeline.spec import API_VERSION, KIND, InvalidSpec, parse_pipeline
 
 
 def render(path: str, step_image: str) -> str:
-    """YAML of the Pods the operator would create for every InitPipeline in the file."""
+    """YAML of the Pods the operator would create for every InitPipeline in the file (none
+    for a suspended one)."""
     with open(sys.stdin.fileno() if path == "-" else path, encoding="utf-8") as stream:
         documents = [doc for doc in yaml.safe_load_all(stream) if doc]
     pipelines = [
@@ -28,7 +29,10 @@ def render(path: str, step_image: str) -> str:
     ]
     if not pipelines:
         raise InvalidSpec("kind", f"no {KIND} ({API_VERSION}) found in {path}")
-    pods: list[dict[str, Any]] = [pod for p in pipelines for pod in render_pods(p, step_image)]
+    # A suspended pipeline has no Pods: the operator deletes them (spec.suspend).
+    pods: list[dict[str, Any]] = [
+        pod for p in pipelines if not p.spec.suspend for pod in render_pods(p, step_image)
+    ]
     return yaml.safe_dump_all(pods, sort_keys=False)
 
 

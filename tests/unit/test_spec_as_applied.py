@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from initpipeline.render import render_pods
 from initpipeline.settings import DEFAULT_STEP_IMAGE
@@ -37,3 +38,16 @@ def test_a_whole_float_period_is_the_integer_the_api_server_stores() -> None:
 def test_a_fractional_period_is_still_refused() -> None:
     with pytest.raises(InvalidSpec, match="periodSeconds must be an integer"):
         parse_pipeline(sidecar_pipeline(1.5))
+
+
+def test_render_prints_no_pods_for_a_suspended_pipeline(tmp_path: Any) -> None:
+    from initpipeline import cli
+
+    document = {"apiVersion": "initpipeline.io/v1alpha1", "kind": "InitPipeline"}
+    running = {**document, **sidecar_pipeline(2)}
+    suspended = {**running, "spec": {**running["spec"], "suspend": True}}
+    suspended["metadata"] = {"name": "q", "namespace": "ns"}
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump_all([running, suspended]))
+    pods = [pod for pod in yaml.safe_load_all(cli.render(str(path), DEFAULT_STEP_IMAGE)) if pod]
+    assert [pod["metadata"]["ownerReferences"][0]["name"] for pod in pods] == ["p"]
