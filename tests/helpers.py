@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import yaml
 from kopf.testing import KopfRunner
 
 T = TypeVar("T")
@@ -145,6 +146,32 @@ class Stream:
 # ------------------------------------------------------------------ the operator as a process
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def token_kubeconfig(
+    kubectl: Kubectl, admin_kubeconfig: str, path: Path, account: str, namespace: str
+) -> str:
+    """A kubeconfig with the admin one's server and CA, and only a token (TokenRequest) of
+    the ServiceAccount `namespace/account`: requests are that account's, under its RBAC and
+    its API Priority and Fairness flow."""
+    token = kubectl("create", "token", account, "--duration=1h", namespace=namespace).stdout
+    admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    context = next(c["context"] for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = dict(next(c["cluster"] for c in admin["clusters"] if c["name"] == context["cluster"]))
+    if "certificate-authority" in cluster:  # a file path, maybe relative to the kubeconfig
+        ca = Path(admin_kubeconfig).parent / cluster["certificate-authority"]
+        cluster["certificate-authority"] = str(ca.resolve())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cluster", "cluster": cluster}],
+        "users": [{"name": account, "user": {"token": token.strip()}}],
+        "contexts": [{"name": account, "context": {"cluster": "cluster", "user": account}}],
+        "current-context": account,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return str(path)
 
 
 def free_port() -> int:

@@ -109,27 +109,7 @@ def can_i(
 def token_kubeconfig(
     kubectl: Kubectl, admin_kubeconfig: str, path: Path, account: str = ACCOUNT
 ) -> str:
-    """A kubeconfig with the admin one's server and CA, and only a token of `account`."""
-    token = kubectl(
-        "create", "token", account, "--duration=1h", namespace=SYSTEM_NAMESPACE
-    ).stdout.strip()
-    admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
-    context = next(c["context"] for c in admin["contexts"] if c["name"] == admin["current-context"])
-    cluster = dict(next(c["cluster"] for c in admin["clusters"] if c["name"] == context["cluster"]))
-    if "certificate-authority" in cluster:  # a file path, maybe relative to the kubeconfig
-        ca = Path(admin_kubeconfig).parent / cluster["certificate-authority"]
-        cluster["certificate-authority"] = str(ca.resolve())
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "cluster", "cluster": cluster}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": account, "context": {"cluster": "cluster", "user": account}}],
-        "current-context": account,
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return str(path)
+    return helpers.token_kubeconfig(kubectl, admin_kubeconfig, path, account, SYSTEM_NAMESPACE)
 
 
 def problems(operator: OperatorProcess, namespace: str) -> list[str]:
