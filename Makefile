@@ -95,6 +95,11 @@ test-fuzz: cluster-build ## The fuzz tier alone: 1000 generated InitPipelines, o
 	if [[ -z "$${KUBECONFIG:-}" ]]; then $(CLUSTER) up control-plane; fi
 	uv run pytest -m fuzz tests/fuzz $(PYTEST_ARGS)
 
+.PHONY: test-chaos
+test-chaos: cluster-build ## The fault tier alone: operator SIGKILLs, API-server/etcd restarts, watch gaps, 429s (tests/chaos)
+	if [[ -z "$${KUBECONFIG:-}" ]]; then $(CLUSTER) up node; fi
+	uv run pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
 .PHONY: bench
 bench: ## Benchmarks against same-run baselines (BENCH_SCENARIOS=a,b,c,f BENCH_SIZES=1,100,1000); tables in bench/results/
 	uv run python -m bench
