@@ -23,6 +23,7 @@ import pytest
 import yaml
 from tests.helpers import eventually, operator_running, pods
 
+from initpipeline import messages
 from initpipeline.controller import Controller
 
 pytestmark = pytest.mark.integration
@@ -554,7 +555,18 @@ def shop_web(
             "patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge",
             "-p", json.dumps({"status": kubelet}), namespace=namespace,
         )  # fmt: skip
-        eventually(lambda: sent and sent[-1]["steps"][0]["state"] == "Running")
+
+        def settled() -> bool:
+            """The wait step runs, its findings are in (not the placeholder of a watch that
+            has not listed yet), and the last status sent is the one stored: no write of the
+            operator is still on its way when the tests read."""
+            if not sent or sent[-1]["steps"][0]["state"] != "Running":
+                return False
+            if messages.NOT_CHECKED_YET in " ".join(sent[-1]["steps"][0].get("waitingOn", [])):
+                return False
+            return bool(get(kubectl, namespace, "shop-web")["status"] == sent[-1])
+
+        eventually(settled)
     return Written("shop-web", sent[-1])
 
 
