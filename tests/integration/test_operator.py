@@ -4,7 +4,7 @@ the kubelet writes them, through the Pod status subresource)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import yaml
@@ -155,6 +155,17 @@ def _init_status(name: str, state: dict[str, Any], restarts: int = 0) -> dict[st
         "state": state,
         "lastState": {},
     }
+
+
+# The kubelet's report of a Pod whose first step, wait-db, runs.
+WAIT_DB_RUNNING: Final = {
+    "phase": "Pending",
+    "conditions": [{"type": "PodScheduled", "status": "True"}],
+    "initContainerStatuses": [
+        _init_status("wait-db", {"running": {"startedAt": "2026-11-25T10:00:01Z"}}),
+        _init_status("fetch", {"waiting": {"reason": "PodInitializing"}}),
+    ],
+}
 
 
 def test_status_follows_the_pod_as_the_kubelet_reports_it(
@@ -345,19 +356,7 @@ def test_restarted_operator_resumes_without_duplicating_pods(
         with operator_running(kubeconfig, namespace, **only_here) as second:
             kubectl("annotate", "ipl", "web", "touched=yes", namespace=namespace)
             # The Pod moves on only now: a status that shows it is the second operator's.
-            set_pod_status(
-                kubectl,
-                namespace,
-                name_of(pod),
-                {
-                    "phase": "Pending",
-                    "conditions": [{"type": "PodScheduled", "status": "True"}],
-                    "initContainerStatuses": [
-                        _init_status("wait-db", {"running": {"startedAt": "2026-11-25T10:00:01Z"}}),
-                        _init_status("fetch", {"waiting": {"reason": "PodInitializing"}}),
-                    ],
-                },
-            )
+            set_pod_status(kubectl, namespace, name_of(pod), WAIT_DB_RUNNING)
             st = eventually(
                 lambda: (s := status(kubectl, namespace))["steps"][0]["state"] == "Running" and s
             )
@@ -405,20 +404,7 @@ def test_deleting_the_pipeline_garbage_collects_its_pods(
 def test_printer_columns(operator: None, kubectl: Kubectl, namespace: str) -> None:
     apply(kubectl, namespace, PIPELINE)
     [pod] = eventually(lambda: pods(kubectl, namespace) or None)
-    waiting = {"waiting": {"reason": "PodInitializing"}}
-    set_pod_status(
-        kubectl,
-        namespace,
-        name_of(pod),
-        {
-            "phase": "Pending",
-            "conditions": [{"type": "PodScheduled", "status": "True"}],
-            "initContainerStatuses": [
-                _init_status("wait-db", {"running": {"startedAt": "2026-11-25T10:00:01Z"}}),
-                _init_status("fetch", waiting),
-            ],
-        },
-    )
+    set_pod_status(kubectl, namespace, name_of(pod), WAIT_DB_RUNNING)
     st = eventually(
         lambda: (
             status_when(kubectl, namespace, "Ready", reason="WaitingForDependency")
