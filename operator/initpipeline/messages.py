@@ -24,7 +24,9 @@ Formats:
 - Operator findings (`waitingOn` entries for API-side targets, written by `deps`):
   `<label>: <why>`, the shape of a progress line without its `waiting: ` prefix
   (`finding`); the whys are the constants and functions of that section. Read back by
-  `finding_label` (`status.held`: a target of a step with no finding holds).
+  `finding_label` (`status.held`: a target of a step with no finding holds) and
+  `finding_why`; `is_refusal` tells the whys of targets not checked for the pipeline
+  (`graph`: a refused edge).
 """
 
 from __future__ import annotations
@@ -209,6 +211,22 @@ def finding_label(entry: str) -> str:
     return _target_and_why(entry.strip())[0]
 
 
+def finding_why(entry: str) -> str:
+    """The why of a `finding` (the text after the first ": ")."""
+    return _target_and_why(entry.strip())[1]
+
+
+# The whys of targets the operator will not check for this pipeline (tenancy, scope).
+NOT_CHECKED: Final = "not checked: "
+REVIEW_FAILED: Final = f"{NOT_CHECKED}the access review failed"
+
+
+def is_refusal(why: str) -> bool:
+    """A why that says the target is not checked for this pipeline (not allowed, not
+    watched); a failed access review is retried, so it is no refusal."""
+    return why.startswith(NOT_CHECKED) and not why.startswith(REVIEW_FAILED)
+
+
 def job_failed(reason: str) -> str:
     return f"job failed ({reason})"
 
@@ -233,13 +251,13 @@ def condition_not_true(condition: str, status: object, reason: str) -> str:
 
 def not_watched(namespace: str) -> str:
     """A target in a namespace outside INITPIPELINE_NAMESPACES."""
-    return f"not checked: the operator does not watch namespace {namespace} ({NAMESPACES_SETTING})"
+    return f"{NOT_CHECKED}the operator does not watch namespace {namespace} ({NAMESPACES_SETTING})"
 
 
 def cluster_scoped_not_watched(resource: str) -> str:
     """A cluster-scoped target while the operator watches some namespaces only."""
     return (
-        f"not checked: {resource} are cluster-scoped and the operator watches only "
+        f"{NOT_CHECKED}{resource} are cluster-scoped and the operator watches only "
         f"some namespaces ({NAMESPACES_SETTING})"
     )
 
@@ -249,9 +267,9 @@ def access_refused(service_account: str, verb: str, resource: str, namespace: st
     exists), only what the Pods' ServiceAccount may not do; `namespace` "" for a
     cluster-scoped kind. `resource` is `plural[.group]` (`deployments.apps`)."""
     where = f" in {namespace}" if namespace else ""
-    return f"not checked: serviceaccount {service_account} may not {verb} {resource}{where}"
+    return f"{NOT_CHECKED}serviceaccount {service_account} may not {verb} {resource}{where}"
 
 
 def access_review_failed(error: str) -> str:
     """The SubjectAccessReview itself failed (retried): the target stays unchecked."""
-    return f"not checked: the access review failed ({error})"
+    return f"{REVIEW_FAILED} ({error})"
