@@ -44,6 +44,14 @@ _KIND = r"^[A-Z][A-Za-z0-9]*$"
 _OBJECT_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 # metadata.name of the InitPipeline: a DNS-1123 subdomain, as the API server requires.
 _SUBDOMAIN = rf"^{_LABEL}(\.{_LABEL})*$"
+# ... of at most 63 characters: it is the value of the Pods' label initpipeline.io/pipeline
+# (names.PIPELINE_LABEL), and label values are at most 63 characters. The CRD's rule on
+# metadata.name gives the same message.
+MAX_PIPELINE_NAME = 63
+PIPELINE_NAME_TOO_LONG = (
+    f"must be at most {MAX_PIPELINE_NAME} characters "
+    f"(it is the value of the Pods' label {GROUP}/pipeline)"
+)
 INT32_MAX = 2**31 - 1
 
 
@@ -625,6 +633,8 @@ def parse_pipeline(body: dict[str, Any]) -> Pipeline:
         raise InvalidSpec(
             "metadata.name", f"{name!r} must be a lowercase DNS-1123 subdomain (RFC 1123)"
         )
+    if isinstance(name, str) and len(name) > MAX_PIPELINE_NAME:
+        raise InvalidSpec("metadata.name", PIPELINE_NAME_TOO_LONG)
     try:
         spec = PipelineSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:

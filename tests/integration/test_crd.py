@@ -25,6 +25,7 @@ from tests.helpers import eventually, operator_running, pods
 
 from initpipeline import messages
 from initpipeline.controller import Controller
+from initpipeline.spec import PIPELINE_NAME_TOO_LONG, InvalidSpec, parse_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -500,6 +501,28 @@ def test_unknown_spec_field_is_refused(kubectl: Kubectl, namespace: str) -> None
     result = apply(kubectl, namespace, obj)
     assert result.returncode != 0
     assert 'unknown field "spec.replica"' in result.stderr
+
+
+def test_a_name_longer_than_a_label_value_is_refused_naming_metadata_name(
+    kubectl: Kubectl, namespace: str
+) -> None:
+    # The name is the value of the Pods' initpipeline.io/pipeline label (at most 63
+    # characters): refused at apply time, as `initpipeline render -f` refuses it.
+    too_long = minimal("n" * 64)
+    result = apply(kubectl, namespace, too_long)
+    assert result.returncode != 0, "a 64-character name was accepted"
+    assert PIPELINE_NAME_TOO_LONG in result.stderr, result.stderr
+    assert "metadata.name must be at most 63 characters" in result.stderr, result.stderr
+    with pytest.raises(InvalidSpec, match="must be at most 63") as raised:
+        parse_pipeline(too_long)
+    assert raised.value.field == "metadata.name"
+    assert kubectl("get", "initpipelines", "-o", "name", namespace=namespace).stdout == ""
+
+    longest = minimal("n" * 63)
+    result = apply(kubectl, namespace, longest)
+    assert result.returncode == 0, result.stderr
+    assert get(kubectl, namespace, "n" * 63)["metadata"]["name"] == "n" * 63
+    parse_pipeline(longest)
 
 
 # ---------------------------------------------------------------------------------------------

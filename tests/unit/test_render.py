@@ -490,8 +490,10 @@ def test_pod_name_is_deterministic(example: Pipeline) -> None:
 
 def test_long_names_are_shortened_to_valid_distinct_labels() -> None:
     steps = [{"name": "w", "waitFor": [{"dns": "db"}]}]
-    first = pipeline_of(steps, name="a" * 240 + ".one")
-    second = pipeline_of(steps, name="a" * 240 + ".two")
+    # The longest names a pipeline may have (63 characters, metadata.name's rule), sharing
+    # a prefix that leaves no room for the suffix.
+    first = pipeline_of(steps, name="a" * 59 + ".one")
+    second = pipeline_of(steps, name="a" * 59 + ".two")
     dotted = pipeline_of(steps, name="shop.web")
     for pipeline in (first, second, dotted):
         for index in (0, 12345):

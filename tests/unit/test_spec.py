@@ -132,3 +132,19 @@ def test_download_sha256_is_kept_in_lower_case_and_matches_the_crd_pattern() -> 
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     step = schema["properties"]["spec"]["properties"]["steps"]["items"]
     assert step["properties"]["download"]["properties"]["sha256"]["pattern"] == SHA256_PATTERN
+
+
+def test_pipeline_names_longer_than_a_label_value_are_refused_naming_metadata_name() -> None:
+    # The name is the value of the Pods' initpipeline.io/pipeline label: at most 63
+    # characters, as the CRD's rule on metadata.name says.
+    body = copy.deepcopy(EXAMPLE)
+    body["metadata"]["name"] = "a" * 64
+    with pytest.raises(InvalidSpec) as raised:
+        parse_pipeline(body)
+    assert raised.value.field == "metadata.name"
+    assert raised.value.message == (
+        "must be at most 63 characters (it is the value of the Pods' label "
+        "initpipeline.io/pipeline)"
+    )
+    body["metadata"]["name"] = "a" * 63
+    assert parse_pipeline(body).name == "a" * 63
