@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from initpipeline.deps import SERVICE_NAME_LABEL, Obj, Watched
+from initpipeline.deps import SERVICE_NAME_LABEL, Obj, Watched, target_objects
 from initpipeline.informer import Change, Informer
 from initpipeline.kube import Kube
-from initpipeline.spec import ObjectRef, Pipeline, TargetKind
+from initpipeline.spec import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +28,12 @@ Dependency = tuple[Watched, str]
 
 def dependencies_of(pipeline: Pipeline) -> set[Dependency]:
     """The objects whose changes can release one of the pipeline's steps."""
-    found: set[Dependency] = set()
-    for step in pipeline.spec.steps:
-        for target in step.targets:
-            if target.kind is TargetKind.SERVICE and target.service:
-                ref = ObjectRef.parse(target.service, pipeline.namespace)
-                ns = ref.namespace or pipeline.namespace
-                found.add((Watched("v1", "Service", ns), ref.name))
-                found.add((Watched("discovery.k8s.io/v1", "EndpointSlice", ns), ref.name))
-            elif target.kind is TargetKind.JOB and target.job:
-                ref = ObjectRef.parse(target.job, pipeline.namespace)
-                found.add(
-                    (Watched("batch/v1", "Job", ref.namespace or pipeline.namespace), ref.name)
-                )
-            elif target.kind is TargetKind.RESOURCE and target.resource:
-                res = target.resource
-                ns = res.namespace or pipeline.namespace
-                found.add((Watched(res.api_version, res.kind, ns), res.name))
-    return found
+    return {
+        dependency
+        for step in pipeline.spec.steps
+        for target in step.targets
+        for dependency in target_objects(target, pipeline.namespace)
+    }
 
 
 def known_as(watched: Watched, obj: Mapping[str, Any]) -> str:

@@ -69,15 +69,12 @@ def _resource(target: Target, namespace: str) -> Watched:
 def watches_for(pipeline: Pipeline, access: Access | None = None) -> set[Watched]:
     """The kinds and namespaces whose changes can release one of the pipeline's steps
     (with `access`: only in namespaces the operator watches)."""
-    watched: set[Watched] = set()
-    for step in pipeline.spec.steps:
-        for target in step.targets:
-            if target.kind is TargetKind.SERVICE:
-                watched.update(_service(target, pipeline.namespace)[1:])
-            elif target.kind is TargetKind.JOB:
-                watched.add(_job(target, pipeline.namespace)[1])
-            elif target.kind is TargetKind.RESOURCE:
-                watched.add(_resource(target, pipeline.namespace))
+    watched = {
+        kind
+        for step in pipeline.spec.steps
+        for target in step.targets
+        for kind, _ in target_objects(target, pipeline.namespace)
+    }
     if access is not None:
         watched = {w for w in watched if access.watches(w.namespace)}
     return watched
@@ -134,19 +131,28 @@ def service_account(pipeline: Pipeline) -> str:
     return name if isinstance(name, str) and name else "default"
 
 
-def target_object(target: Target, namespace: str) -> tuple[Watched, str] | None:
-    """The object an API-side target reads (its kind and namespace, its name); None for
-    in-Pod targets."""
+def target_objects(target: Target, namespace: str) -> list[tuple[Watched, str]]:
+    """Every object an API-side target reads (its kind and namespace, and the name pipelines
+    know it by), the one it is checked against (`target_object`) first: a service target
+    also reads the Service's EndpointSlices, known by the Service's name
+    (SERVICE_NAME_LABEL, as `cache.known_as` has it). [] for in-Pod targets."""
     if target.kind is TargetKind.SERVICE:
-        ref, services, _ = _service(target, namespace)
-        return services, ref.name
+        ref, services, slices = _service(target, namespace)
+        return [(services, ref.name), (slices, ref.name)]
     if target.kind is TargetKind.JOB:
         ref, jobs = _job(target, namespace)
-        return jobs, ref.name
+        return [(jobs, ref.name)]
     if target.kind is TargetKind.RESOURCE:
         assert target.resource is not None
-        return _resource(target, namespace), target.resource.name
-    return None
+        return [(_resource(target, namespace), target.resource.name)]
+    return []
+
+
+def target_object(target: Target, namespace: str) -> tuple[Watched, str] | None:
+    """The object an API-side target is checked against (its kind and namespace, its name);
+    None for in-Pod targets."""
+    objects = target_objects(target, namespace)
+    return objects[0] if objects else None
 
 
 def review_for(pipeline: Pipeline, target: Target) -> Review | None:

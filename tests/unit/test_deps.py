@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from initpipeline.cache import dependencies_of
 from initpipeline.deps import (
     Answer,
     Obj,
@@ -16,6 +17,8 @@ from initpipeline.deps import (
     api_waiting,
     ready_endpoints,
     review_for,
+    target_object,
+    target_objects,
     watches_for,
 )
 from initpipeline.messages import access_refused
@@ -131,6 +134,41 @@ def test_watches_cover_services_jobs_and_resources_in_their_namespaces() -> None
         JOBS,
         CERTS,
     }
+
+
+def test_dependencies_are_the_objects_each_target_reads_by_the_name_it_is_known_by() -> None:
+    p = pipeline(
+        {"service": "db"},
+        {"service": "infra/cache"},
+        {"job": "migrate"},
+        {"job": "ops/backup"},
+        {"resource": {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": "tls"}},
+        {
+            "resource": {
+                "apiVersion": "cert-manager.io/v1",
+                "kind": "Certificate",
+                "name": "edge",
+                "namespace": "infra",
+            }
+        },
+        {"tcp": "db:5432"},
+        {"dns": "db"},
+    )
+    assert dependencies_of(p) == {
+        (SERVICES, "db"),
+        (SLICES, "db"),  # EndpointSlices are known by their Service's name
+        (Watched("v1", "Service", "infra"), "cache"),
+        (Watched("discovery.k8s.io/v1", "EndpointSlice", "infra"), "cache"),
+        (JOBS, "migrate"),
+        (Watched("batch/v1", "Job", "ops"), "backup"),
+        (CERTS, "tls"),
+        (Watched("cert-manager.io/v1", "Certificate", "infra"), "edge"),
+    }
+    # The object a target is checked against comes first; in-Pod targets read none.
+    for target in p.spec.steps[0].targets:
+        objects = target_objects(target, "shop")
+        assert (objects[0] if objects else None) == target_object(target, "shop")
+    assert watches_for(p) == {watched for watched, _ in dependencies_of(p)}
 
 
 def test_in_pod_targets_need_no_release() -> None:
