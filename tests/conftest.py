@@ -42,6 +42,7 @@ import pytest
 import yaml
 
 from tests import deployment
+from tests.helpers import in_ci
 
 REPO = Path(__file__).resolve().parents[1]
 HACK = REPO / "hack"
@@ -359,7 +360,7 @@ def _cluster_for_marked_tests(request: pytest.FixtureRequest) -> None:
         level: ClusterLevel = request.getfixturevalue("cluster_level")
         if not level.pods_can_run:
             why = f"e2e needs a node where Pods run: {_STATE.no_node_reason}"
-            if os.environ.get("CI"):
+            if in_ci():
                 pytest.fail(f"{why} (CI runs every tier)", pytrace=False)
             pytest.skip(why)
     elif node.get_closest_marker("integration") is not None:

@@ -24,6 +24,12 @@ from kopf.testing import KopfRunner
 T = TypeVar("T")
 
 
+def in_ci() -> bool:
+    """Whether the tests run in CI, where a tier that cannot run must fail, not skip: the
+    environment variable CI set to anything but "", "0", "false" or "no" (any case)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 class Kubectl(Protocol):
     def __call__(
         self,

@@ -13,7 +13,6 @@ long): the operator can only learn what happened by listing again. Then it is re
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -25,7 +24,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, OperatorProcess, eventually, get, operator_process, pods
+from tests.helpers import (
+    Kubectl,
+    OperatorProcess,
+    eventually,
+    get,
+    in_ci,
+    operator_process,
+    pods,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +121,7 @@ def test_a_pod_and_a_pipeline_deleted_during_a_watch_gap_are_seen_after_a_relist
 ) -> None:
     if shutil.which("ss") is None:
         why = "needs ss (iproute2) to cut the operator's connections"
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"{why}: .ci/run installs iproute2 (CI runs every tier)", pytrace=False)
         pytest.skip(why)
     server = yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]["server"]

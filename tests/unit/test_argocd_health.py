@@ -7,12 +7,12 @@ Argo CD runs the script as a function body with the live object in the global `o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.helpers import in_ci
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +27,7 @@ def health(obj: dict[str, Any]) -> dict[str, str]:
         import lupa
     except ImportError:
         why = "needs the Lua interpreter: lupa is a dev dependency (uv sync)"
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"{why}; CI runs every tier", pytrace=False)
         pytest.skip(why)
     lua = lupa.LuaRuntime()

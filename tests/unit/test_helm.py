@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl
+from tests.helpers import Kubectl, in_ci
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "initpipeline"
@@ -52,7 +52,7 @@ def built_binary(module: str, binary: str) -> str:
         if path.exists():
             return str(path)
     message = f"{binary} is not built: run `hack/build.sh {module}` ({proc.stderr.strip()})"
-    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+    if in_ci():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
 

@@ -9,13 +9,13 @@ on; test_scripts runs those for real.)
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import in_ci
 
 from initpipeline.render import render_pod
 from initpipeline.spec import parse_pipeline
@@ -97,7 +97,7 @@ def test_every_variant_is_covered() -> None:
 def test_generated_scripts_pass_shellcheck(tmp_path: Path) -> None:
     if SHELLCHECK is None:
         message = "shellcheck is missing (.ci/run installs it with apt-get install shellcheck)"
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     files = []

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import in_ci
 
 from initpipeline import messages, scripts
 from initpipeline.names import PIPELINE_LABEL, WAIT_TIMEOUT_EXIT_CODE
@@ -39,7 +40,7 @@ BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 pytestmark = pytest.mark.unit
 
 if not os.access(BUSYBOX, os.X_OK):
-    if os.environ.get("CI") == "true":
+    if in_ci():
         pytest.fail("busybox is missing: .ci/run installs busybox-static", pytrace=False)
     pytest.skip("needs busybox (apt-get install busybox-static)", allow_module_level=True)
 
@@ -617,7 +618,7 @@ def test_tools_and_copy_assets_as_the_containers_user(run: Runner, shared_dir: P
     """As uid 65532 (as in the Pod): copy busybox, copy assets, copy again after a restart."""
     if os.geteuid() != 0:
         why = "switching to uid 65532 needs root"
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"{why}: CI runs every tier as root", pytrace=False)
         pytest.skip(why)
     uid = 65532
