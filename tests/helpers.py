@@ -58,11 +58,15 @@ def operator_running(
     kubeconfig: str, namespace: str | None = None, **env: str
 ) -> Iterator[KopfRunner]:
     """The operator in this process (Kopf's test runner), on the test cluster: every
-    namespace, or only `namespace` (so other tests' namespaces are left alone)."""
+    namespace, or only `namespace` (so other tests' namespaces are left alone).
+
+    It watches dependencies cluster-wide unless the test sets INITPIPELINE_NAMESPACES in
+    `env`: one exported in the developer's shell does not leak in."""
     settings = {
         "KUBECONFIG": kubeconfig,
         "INITPIPELINE_METRICS_PORT": "0",
         "INITPIPELINE_RESYNC_SECONDS": "2",
+        "INITPIPELINE_NAMESPACES": "",
         **env,
     }
     saved = {name: os.environ.get(name) for name in settings}
