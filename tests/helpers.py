@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -103,6 +104,48 @@ def status(kubectl: Kubectl, namespace: str, name: str = "web") -> dict[str, Any
     """An InitPipeline's status ({} before the operator wrote one)."""
     result: dict[str, Any] = get(kubectl, namespace, "initpipeline", name).get("status") or {}
     return result
+
+
+def kubelet_runs_everything(
+    kubectl: Kubectl,
+    namespace: str,
+    pod: dict[str, Any],
+    start: datetime = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC),
+) -> None:
+    """As the kubelet would report a Pod whose steps all succeeded (from `start` + 1 s to
+    + 3 s) and whose app is ready (since + 5 s), through the Pod status subresource."""
+
+    def at(seconds: int) -> str:
+        return (start + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    done = {"terminated": {
+        "exitCode": 0, "reason": "Completed", "startedAt": at(1), "finishedAt": at(3),
+    }}  # fmt: skip
+
+    def container(name: str, state: dict[str, Any], ready: bool) -> dict[str, Any]:
+        return {"name": name, "image": "docker.io/library/busybox:1.36.1-musl", "imageID": "",
+                "ready": ready, "restartCount": 0, "started": "running" in state,
+                "state": state, "lastState": {}}  # fmt: skip
+
+    spec = pod["spec"]
+    pod_status = {
+        "phase": "Running",
+        "conditions": [
+            {"type": kind, "status": "True", "lastTransitionTime": at(5)}
+            for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+        ],
+        "initContainerStatuses": [
+            container(c["name"], done, False) for c in spec["initContainers"]
+        ],
+        "containerStatuses": [
+            container(c["name"], {"running": {"startedAt": at(5)}}, True)
+            for c in spec["containers"]
+        ],
+    }  # fmt: skip
+    kubectl(
+        "patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": pod_status}), namespace=namespace,
+    )  # fmt: skip
 
 
 class Stream:

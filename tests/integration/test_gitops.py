@@ -8,12 +8,11 @@ through the Pod status subresource, so the control plane is enough.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually, get, pods
+from tests.helpers import Kubectl, eventually, get, kubelet_runs_everything, pods
 
 pytestmark = pytest.mark.integration
 
@@ -67,39 +66,6 @@ def server_side_diff(kubectl: Kubectl, namespace: str, manifest: str) -> tuple[i
     proc = kubectl("diff", "--server-side", f"--field-manager={MANAGER}", "-f", "-",
                    namespace=namespace, input=manifest, check=False)  # fmt: skip
     return proc.returncode, proc.stdout + proc.stderr
-
-
-def kubelet_runs_everything(kubectl: Kubectl, namespace: str, pod: dict[str, Any]) -> None:
-    """As the kubelet would report a Pod whose steps all succeeded and whose app is ready."""
-    done = {"terminated": {
-        "exitCode": 0, "reason": "Completed", "startedAt": "2026-11-25T10:00:01Z",
-        "finishedAt": "2026-11-25T10:00:03Z",
-    }}  # fmt: skip
-    now = "2026-11-25T10:00:05Z"
-
-    def container(name: str, state: dict[str, Any], ready: bool) -> dict[str, Any]:
-        return {"name": name, "image": "docker.io/library/busybox:1.36.1-musl", "imageID": "",
-                "ready": ready, "restartCount": 0, "started": "running" in state,
-                "state": state, "lastState": {}}  # fmt: skip
-
-    spec = pod["spec"]
-    pod_status = {
-        "phase": "Running",
-        "conditions": [
-            {"type": kind, "status": "True", "lastTransitionTime": now}
-            for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-        ],
-        "initContainerStatuses": [
-            container(c["name"], done, False) for c in spec["initContainers"]
-        ],
-        "containerStatuses": [
-            container(c["name"], {"running": {"startedAt": now}}, True) for c in spec["containers"]
-        ],
-    }  # fmt: skip
-    kubectl(
-        "patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": pod_status}), namespace=namespace,
-    )  # fmt: skip
 
 
 def _ready_pipeline(kubectl: Kubectl, namespace: str, manifest: str = PIPELINE) -> dict[str, Any]:
