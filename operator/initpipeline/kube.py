@@ -233,7 +233,11 @@ class Kube:
         return obj
 
     async def list(
-        self, path: str, label_selector: str = "", page_size: int = PAGE_SIZE
+        self,
+        path: str,
+        label_selector: str = "",
+        page_size: int = PAGE_SIZE,
+        field_selector: str = "",
     ) -> tuple[list[Obj], str]:
         """Items and the list's resourceVersion (to start a watch from), page by page
         (`limit`/`continue`). WatchExpired when the continue token expired: list again."""
@@ -241,6 +245,8 @@ class Kube:
         params = {"limit": str(page_size)}
         if label_selector:
             params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
         while True:
             response = await self._request("GET", path, params=params)
             if response.status_code == 410:
