@@ -170,7 +170,7 @@ def _step_lines(
         rows.append((*row, *bar, _outcome(entry)))
 
     def paint(row: int, column: int, cell: str) -> str:
-        if row == 0 or column not in (1, 4) or axis is None and column == 4:
+        if row == 0 or column not in (1, 4) or (axis is None and column == 4):
             return cell
         code = _BAR.get(rows[row][1], (" ", None))[1]
         if column == 1:
