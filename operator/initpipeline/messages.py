@@ -6,7 +6,8 @@ tests run the real scripts under busybox and parse their output with these reade
 
 Formats:
 
-- Progress lines on stdout: `waiting: <label>: <why>` (`SAY_SH`), one per failed attempt.
+- Progress lines on stdout: `waiting: <label>: <why>` (`SAY_SH`), when a failed attempt's
+  reason changed (and every 20th attempt).
   Targets checked by the operator print `waiting: <label>: checked by the operator`
   (`OPERATOR_PLACEHOLDER`) while the Pod waits for its release; that line only tells a
   `kubectl logs` reader who checks the target, so `wait_report` drops it: the operator's

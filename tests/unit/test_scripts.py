@@ -489,12 +489,35 @@ def test_command_reports_exit_code_and_output(run: Runner, tlog: str) -> None:
     assert "waiting: command sh -c echo not yet >&2; exit 3: exit 3: not yet" in result.output
 
 
-def test_backoff_spaces_out_the_attempts(run: Runner, tmp_path: Path, tlog: str) -> None:
-    step = wait_step([{"file": str(tmp_path / "never")}], timeout=4)
+def test_a_failing_check_is_tried_twice_a_second_however_long_it_waits(
+    run: Runner, tmp_path: Path, tlog: str
+) -> None:
+    """No backoff: a dependency that comes up after a long wait is noticed as soon as one that
+    comes up at once (the check counts its own attempts)."""
+    tries = tmp_path / "tries"
+    step = wait_step([{"command": ["sh", "-c", f"echo x >>{tries}; exit 1"]}], timeout=4)
     result = run(scripts.wait_script(step, termination_log=tlog))
     assert result.code == WAIT_TIMEOUT_EXIT_CODE
-    # attempts at 0, 1 and 3 seconds (polling every second would make 4 or 5)
-    assert 2 <= len(result.lines("waiting:")) <= 3
+    # every 0.5 s for 4 s makes 8 or 9 (backing off 1, 2, 4 s made 3)
+    assert len(tries.read_text().split()) >= 6
+
+
+def test_a_reason_is_printed_when_it_changes_not_at_every_attempt(
+    run: Runner, tmp_path: Path, tlog: str
+) -> None:
+    same = wait_step([{"file": str(tmp_path / "never")}], timeout=3)
+    result = run(scripts.wait_script(same, termination_log=tlog))
+    assert result.code == WAIT_TIMEOUT_EXIT_CODE
+    assert result.lines("waiting:") == [f"waiting: file {tmp_path / 'never'}: does not exist"]
+
+    tries = tmp_path / "tries"
+    counting = f'echo x >>{tries}; echo "attempt $(wc -l <{tries})" >&2; exit 1'
+    changing = wait_step([{"command": ["sh", "-c", counting]}], timeout=3)
+    result = run(scripts.wait_script(changing, termination_log=tlog))
+    said = [line.rpartition(": ")[2] for line in result.lines("waiting:")]
+    assert said == [f"attempt {n}" for n in range(1, len(said) + 1)]
+    # each attempt's line, but perhaps the last one's: the timeout can stop it mid-way
+    assert len(said) >= len(tries.read_text().split()) - 1 >= 4
 
 
 # --- download ---------------------------------------------------------------------------

@@ -25,7 +25,8 @@ Output protocol (read by users in `kubectl logs`; the formats the operator reads
 `waiting:` lines and the WaitTimeout and ChecksumMismatch messages, are owned by
 `initpipeline.messages`, which holds their writers and readers):
 
-- While a target does not hold: one line per attempt on stdout,
+- While a target does not hold: a line on stdout when the reason changes (and every 20th
+  attempt),
   `waiting: <label>: <why>` (label = `Target.describe()`, e.g.
   `waiting: tcp mysql:3306: Connection refused`). Targets checked by the operator print
   `waiting: <label>: checked by the operator` until the operator releases the step.
@@ -52,7 +53,10 @@ Output protocol (read by users in `kubectl logs`; the formats the operator reads
   cp, find, chown, chmod, sleeps) run in the background under `run`, whose `wait` a trap
   interrupts (see `shell._BASE`).
 
-Attempts back off 1, 2, 4, 8, then every 10 seconds (integer `sleep`s only).
+Wait checks are tried every 0.5 s for as long as the step waits (every second where
+`sleep` takes no fractions), and a check that holds wakes the script at once (USR1), so a
+dependency is noticed within about a second; downloads retry after 1, 2, 4, 8, then every
+10 seconds.
 """
 
 from initpipeline.scripts.files import (

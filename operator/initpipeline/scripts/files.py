@@ -10,7 +10,6 @@ from initpipeline.names import TARGET_DIR, TOOLS_DIR, WAIT_TIMEOUT_EXIT_CODE
 from initpipeline.scripts.shell import (
     BUSYBOX,
     FAIL,
-    MAX_DELAY,
     TERMINATION_LOG,
     base,
     display,
@@ -19,6 +18,8 @@ from initpipeline.scripts.shell import (
 )
 from initpipeline.spec import CopyAssets, Download, PrepareVolume
 
+# A failed download is tried again after 1, 2, 4, 8, then every MAX_DELAY seconds.
+MAX_DELAY: Final = 10
 # One download attempt gives up after this long (seconds).
 DOWNLOAD_ATTEMPT_TIMEOUT: Final = 900
 

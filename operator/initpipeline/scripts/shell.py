@@ -1,5 +1,5 @@
 """What every generated script shares: quoting, labels, and the shell prelude (SIGTERM
-handling, `run`, progress and result output, backoff)."""
+handling, `run`, progress and result output)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from initpipeline.spec import ObjectRef, Target
 TERMINATION_LOG: Final = "/dev/termination-log"
 SIGNAL_PATH: Final = f"{SIGNAL_DIR}/{SIGNAL_FILE}"
 BUSYBOX: Final = f"{TOOLS_DIR}/busybox"
-
-# Backoff between attempts (seconds): 1, 2, 4, 8, then every MAX_DELAY.
-MAX_DELAY: Final = 10
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -84,15 +81,6 @@ unmet() {{
       *", $label, "*) ;;
       *) missing="${{missing:+$missing, }}$label" ;;
     esac
-  done
-}}
-poll() {{
-  delay=1
-  while ! "$1"; do
-    [ -z "$why" ] || say "$2" "$why"
-    sleep "$delay"
-    delay=$((delay * 2))
-    [ "$delay" -le {MAX_DELAY} ] || delay={MAX_DELAY}
   done
 }}
 """

@@ -25,6 +25,38 @@ HTTP_TIMEOUT: Final = 10
 DNS_TIMEOUT: Final = 10
 COMMAND_TIMEOUT: Final = 60
 
+# A check is tried again this long after it failed (seconds; every second where `sleep` takes
+# no fractions), however long the step has waited: a dependency is noticed within about that.
+POLL_SECONDS: Final = "0.5"
+# After an attempt wakes the script's main loop, it looks again this soon: the check that sent
+# the wake-up may still be exiting.
+RECHECK_SECONDS: Final = "0.1"
+# A failed attempt prints its `waiting:` line when the reason changed, and every this many
+# attempts (about 10 s) while it stays the same.
+QUIET_ATTEMPTS: Final = 20
+
+# Each in-Pod check runs `poll CHECK LABEL` in a background subshell until it holds.
+_POLL: Final = f"""\
+pause={POLL_SECONDS}
+recheck={RECHECK_SECONDS}
+sleep 0.0 2>/dev/null || {{ pause=1; recheck=1; }}
+poll() {{
+  tries=0
+  said=''
+  while :; do
+    loud=''
+    [ $((tries % {QUIET_ATTEMPTS})) -ne 0 ] || loud=1
+    "$1" && return 0
+    if [ -n "$why" ] && {{ [ -n "$loud" ] || [ "$why" != "$said" ]; }}; then
+      say "$2" "$why"
+      said=$why
+    fi
+    tries=$((tries + 1))
+    sleep "$pause"
+  done
+}}
+"""
+
 
 def _tcp_check(fn: str, host: str, port: int) -> str:
     return f"""\
@@ -130,14 +162,18 @@ def _command_check(fn: str, argv: Sequence[str]) -> str:
 
 def _signal_check(fn: str, step_name: str, labels: Iterable[str], signal_path: str) -> str:
     says = "".join(messages.say_placeholder_sh(quote(text)) for text in labels)
+    # `read`, a builtin: this check runs twice a second for as long as the step waits.
     return f"""\
 {fn}() {{
   why=''
-  released=$(cat {quote(signal_path)} 2>/dev/null) || released=''
+  released=''
+  {{ IFS= read -r released || :; }} 2>/dev/null <{quote(signal_path)}
   case ",$released," in
     *,{quote(step_name)},*) return 0 ;;
   esac
-{says}  return 1
+  [ -z "$loud" ] || {{
+{says}  }}
+  return 1
 }}
 """
 
@@ -184,11 +220,12 @@ def wait_script(
 ) -> str:
     """The script of a waitFor step: all in-Pod targets checked concurrently.
 
-    Each in-Pod target runs in its own background subshell that retries with backoff until
-    the target holds; API-side targets (service existence and endpoints, job, resource) are
+    Each in-Pod target runs in its own background subshell that tries it every POLL_SECONDS
+    until it holds; API-side targets (service existence and endpoints, job, resource) are
     one more subshell that waits for the step's name in the operator's release list at
-    `signal_path` (a downward API file). The main loop notices each finished subshell within
-    a second, so the `after Ns` times are exact to a second.
+    `signal_path` (a downward API file). A subshell that ends wakes the main loop at once;
+    the loop also ticks every second for the timeout, so the `after Ns` times are exact to a
+    second.
     """
     checks: list[str] = []
     pollers: list[_Poller] = []
@@ -214,10 +251,14 @@ def wait_script(
             _Poller(fn, joined, f"{joined} confirmed by the operator", tuple(operator_labels))
         )
 
-    lines = [prelude(termination_log), *checks]
+    # A check that holds wakes the main loop with USR1 (a trapped signal ends its `wait`), so
+    # the step exits as soon as its last check holds. `${$}`, not `$$`: the kubelet turns `$$`
+    # in a container's command into `$`.
+    lines = [prelude(termination_log), _POLL, *checks, "woke=''\ntrap 'woke=1' USR1\n"]
     for index, poller in enumerate(pollers):
         lines.append(
-            f'poll {poller.fn} {quote(poller.label)} &\np{index}=$!\nkids="$kids $p{index}"\n'
+            f"{{ poll {poller.fn} {quote(poller.label)} && kill -USR1 \"${{$}}\"; }} &\n"
+            f'p{index}=$!\nkids="$kids $p{index}"\n'
         )
     lines.append("met=0\nwhile :; do\n  elapsed=$(( $(date +%s) - start ))\n")
     for index, poller in enumerate(pollers):
@@ -252,7 +293,10 @@ def wait_script(
   fi
 """
         )
-    lines.append("  run sleep 1\ndone\nmsg=''\n")
+    lines.append(
+        "  if [ -n \"$woke\" ]; then woke=''; nap=$recheck; else nap=1; fi\n"
+        '  run sleep "$nap" || kill "$kid" 2>/dev/null\ndone\nmsg=\'\'\n'
+    )
     for index, poller in enumerate(pollers):
         lines.append(f'msg="${{msg:+$msg; }}"{quote(poller.result + " after ")}"${{d{index}}}s"\n')
     lines.append('finish "$msg"\n')
