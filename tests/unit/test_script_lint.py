@@ -9,6 +9,7 @@ on; test_scripts runs those for real.)
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -92,6 +93,20 @@ def test_every_variant_is_covered() -> None:
     # 2 x (13 single targets + all of them + 2 downloads), 2 copies, 4 prepares, tools
     assert len(scripts) == 2 * (len(WAIT_TARGETS) + 1 + 2) + 2 + 4 + 1
     assert "initpipeline-tools" in scripts
+
+
+# What the kubelet rewrites in a container's command: `$$` becomes `$` (its escape), and
+# `$(NAME)` becomes the value of the container's variable NAME when there is one.
+KUBELET_EXPANDS = re.compile(r"\$\$|\$\([A-Za-z_][A-Za-z0-9_]*\)")
+
+
+def test_no_script_holds_what_the_kubelet_would_rewrite() -> None:
+    rewritten = {
+        name: KUBELET_EXPANDS.findall(script)
+        for name, script in rendered_scripts().items()
+        if KUBELET_EXPANDS.search(script)
+    }
+    assert rewritten == {}
 
 
 def test_generated_scripts_pass_shellcheck(tmp_path: Path) -> None:
