@@ -25,12 +25,13 @@ from pathlib import Path
 from bench.context import Context
 from bench.kube import Kube
 from bench.report import document, markdown
-from bench.scenarios import burst, idle, lag, requests
+from bench.scenarios import burst, idle, lag, noticed, requests
 
 SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "a": burst.run,
     "b": lag.run,
     "c": requests.run,
+    "d": noticed.run,
     "f": idle.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -79,7 +80,7 @@ async def main_async(chosen: list[str], sizes: list[int], concurrency: int) -> i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenarios", nargs="*", help="a b c f (default: BENCH_SCENARIOS or all)")
+    parser.add_argument("scenarios", nargs="*", help="a b c d f (default: BENCH_SCENARIOS or all)")
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1,100,1000"))
     parser.add_argument(
         "--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", "10"))
