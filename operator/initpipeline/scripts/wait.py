@@ -257,7 +257,7 @@ def wait_script(
     lines = [prelude(termination_log), _POLL, *checks, "woke=''\ntrap 'woke=1' USR1\n"]
     for index, poller in enumerate(pollers):
         lines.append(
-            f"{{ poll {poller.fn} {quote(poller.label)} && kill -USR1 \"${{$}}\"; }} &\n"
+            f'{{ poll {poller.fn} {quote(poller.label)} && kill -USR1 "${{$}}"; }} &\n'
             f'p{index}=$!\nkids="$kids $p{index}"\n'
         )
     lines.append("met=0\nwhile :; do\n  elapsed=$(( $(date +%s) - start ))\n")
