@@ -55,14 +55,21 @@ poll() {{
     sleep "$pause"
   done
 }}
+# again OUTPUT: true when this failed attempt printed what the one before printed, so the
+# `why` worked out then still holds and none of the processes that work it out run again.
+again() {{
+  if [ -n "${{seen+x}}" ] && [ "$1" = "$seen" ]; then return 0; fi
+  seen=$1
+  return 1
+}}
 """
 
 
 def _tcp_check(fn: str, host: str, port: int) -> str:
     return f"""\
 {fn}() {{
-  why=''
   out=$(nc -w {TCP_TIMEOUT} {quote(host)} {quote(port)} -e true 2>&1 </dev/null) && return 0
+  again "$out" && return 1
   why=$(last "$out")
   [ -n "$why" ] || why='no connection within {TCP_TIMEOUT}s'
   return 1
@@ -96,8 +103,8 @@ def _http_check(fn: str, target: Target) -> str:
         pattern = want = str(target.expect_status)
     return f"""\
 {fn}() {{
-  why=''
   {fetch}
+  again "$out" && return 1
   code=$(printf '%s\\n' "$out" | sed -n 's/^ *HTTP\\/[0-9.]* \\([0-9][0-9]*\\).*/\\1/p' | tail -n 1)
   if [ -z "$code" ]; then
     why=$(last "$out")
@@ -122,9 +129,9 @@ _HOSTS_AWK: Final = (
 def _dns_check(fn: str, name: str) -> str:
     return f"""\
 {fn}() {{
-  why=''
   name={quote(name)} awk {quote(_HOSTS_AWK)} /etc/hosts 2>/dev/null && return 0
   out=$(timeout {DNS_TIMEOUT} nslookup {quote(name)} 2>&1 </dev/null) && return 0
+  again "$out" && return 1
   printf '%s\\n' "$out" | grep -q '^Name:' && return 0
   why=$(printf '%s\\n' "$out" | sed -n "s/^\\*\\* server can't find [^:]*: //p" | tail -n 1)
   [ -n "$why" ] || why=$(last "$out")
@@ -147,10 +154,10 @@ def _command_check(fn: str, argv: Sequence[str]) -> str:
     words = " ".join(quote(word) for word in argv)
     return f"""\
 {fn}() {{
-  why=''
   out=$(timeout -k 5 {COMMAND_TIMEOUT} {words} 2>&1 </dev/null)
   rc=$?
   [ "$rc" -eq 0 ] && return 0
+  again "$rc $out" && return 1
   why="exit $rc"
   [ "$rc" -ne 143 ] || why='no exit within {COMMAND_TIMEOUT}s'
   detail=$(last "$out")
