@@ -6,15 +6,18 @@ Each round starts, at once, one generated wait script and one hand-written seed-
 (`until CHECK; do sleep 2; done`, the articles' shape: the baseline) per kind and phase, each
 on a dependency of its own; the dependency comes up BENCH_NOTICED_EARLY (default 1) or
 BENCH_NOTICED_LATE (default 20) seconds later, and the figure is the script's exit minus
-that moment. BENCH_NOTICED_ROUNDS rounds (default 5). dns is left out: the host's resolver
-and /etc/hosts are not the benchmark's to change. What the kubelet adds on a node (its
-status relist, about a second) is not in these figures.
+that moment. BENCH_NOTICED_ROUNDS rounds (default 5). Then the cost of waiting: the CPU
+one generated script and one seed-style loop use while a tcp target stays down for
+BENCH_NOTICED_IDLE seconds (default 20), one after the other, nothing else running. dns is
+left out: the host's resolver and /etc/hosts are not the benchmark's to change. What the
+kubelet adds on a node (its status relist, about a second) is not in these figures.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import shutil
 import socket
 import time
@@ -115,6 +118,19 @@ async def _one(case: Case, applets: Path, busybox: str, after: float) -> float:
     return time.monotonic() - ready
 
 
+async def _cpu_while_waiting(case: Case, applets: Path, busybox: str, seconds: float) -> float:
+    """CPU seconds the script and every process it ran used in a wait of `seconds` (it ends
+    when its dependency comes up, so each process is waited for and counted)."""
+
+    def used() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    before = used()
+    await _one(case, applets, busybox, seconds)
+    return used() - before
+
+
 def _applets(workdir: Path, busybox: str) -> Path:
     applets = workdir / "busybox-bin"
     applets.mkdir(exist_ok=True)
@@ -170,5 +186,21 @@ async def run(ctx: Context) -> None:
                     note=f"p50 {percentile(ours, 50):.2f} s",
                 )
             )
+    idle = env_float("BENCH_NOTICED_IDLE", 20)
+    scratch = ctx.workdir / "noticed-idle"
+    scratch.mkdir()
+    ours, theirs = [
+        await _cpu_while_waiting(_case("tcp", "idle", generated, scratch), applets, busybox, idle)
+        for generated in (True, False)
+    ]
+    table.add(
+        Row(
+            "CPU of one waiting tcp check, per minute",
+            ours * 60 / idle,
+            theirs * 60 / idle,
+            "s",
+            note=f"{ours * 100 / idle:.2f} % of a core",
+        )
+    )
     table.notes.append("without the kubelet: on a node its status relist adds up to about 1 s")
     ctx.tables.append(table)
