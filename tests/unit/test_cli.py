@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,7 +70,14 @@ def test_invalid_file_is_one_line_naming_the_step_field(tmp_path: Path) -> None:
 def test_missing_file_and_wrong_kind_are_clear_errors(tmp_path: Path) -> None:
     missing = render(tmp_path / "nope.yaml")
     assert missing.returncode == 1
-    assert "No such file" in missing.stderr
+    # Python's OSError text: the errno's description is the system's
+    assert re.fullmatch(
+        rf"initpipeline: \[Errno 2\] [^\n]+: '{re.escape(str(tmp_path / 'nope.yaml'))}'\n",
+        missing.stderr,
+    ), missing.stderr
     other = render("-", stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     assert other.returncode == 1
-    assert "no InitPipeline (initpipeline.io/v1alpha1) found" in other.stderr
+    assert (
+        other.stderr
+        == "initpipeline: kind: no InitPipeline (initpipeline.io/v1alpha1) found in -\n"
+    )

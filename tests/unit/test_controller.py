@@ -16,7 +16,7 @@ from initpipeline.controller import Controller, _pipeline_of, is_own_echo
 from initpipeline.deps import SERVICE_NAME_LABEL, Watched
 from initpipeline.informer import Change, Informer, key_of, replace_diff
 from initpipeline.kube import ApiError, transient
-from initpipeline.render import render_pod
+from initpipeline.render import pod_name, render_pod
 from initpipeline.settings import Settings
 from initpipeline.spec import parse_pipeline
 
@@ -201,7 +201,11 @@ async def test_a_refused_pod_stalls_with_pod_creation_failed(status: int) -> Non
     assert not transient(error)
     [(_, patch)] = kube.patches
     assert ready_reason(patch) == ("PodCreationFailed", "True")
-    assert "Required value" in patch["status"]["message"]
+    # the Pod's name, then the API server's message
+    message = (
+        f"{pod_name(parse_pipeline(pipeline_body()), 0)}: spec.containers[0].image: Required value"
+    )
+    assert patch["status"]["message"] == f"pod {message}"
 
 
 async def test_a_throttled_key_comes_back_no_sooner_than_retry_after() -> None:

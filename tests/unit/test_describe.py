@@ -213,7 +213,18 @@ def test_waiting_on_unknown_states_and_a_spec_that_does_not_parse() -> None:
     ]
     broken = with_status(None)
     broken["spec"]["steps"] = "not a list"
-    assert "Steps: none (the spec does not parse)" in describe(broken, [], [], NOW)
+    assert describe(broken, [], [], NOW) == [
+        "InitPipeline shop/api",
+        "Status:  not reported yet (the operator has not written one)",
+        "",
+        "Pods: none",
+        "",
+        "Steps: none (the spec does not parse)",
+        "",
+        "Conditions: none",
+        "",
+        "Events: none",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -37,77 +37,91 @@ def steps(body: dict[str, Any]) -> list[dict[str, Any]]:
         (
             lambda b: steps(b)[1]["download"].update(url="ftp://x"),
             "spec.steps[1].download.url",
-            "http:// or https://",
+            "'ftp://x' must be an http:// or https:// URL (step \"fetch-config\")",
         ),
         (
             lambda b: steps(b)[0]["waitFor"][1].update(port=3),
             "spec.steps[0].waitFor[1]",
-            "port is only allowed with service",
+            'port is only allowed with service (step "wait-deps")',
         ),
         (
             lambda b: steps(b)[0]["waitFor"][1].update(dns="x"),
             "spec.steps[0].waitFor[1]",
-            "exactly one of",
+            "a target needs exactly one of service, tcp, http, dns, file, job, resource, command "
+            '(step "wait-deps")',
         ),
         (
             lambda b: steps(b)[0]["waitFor"][1].update(tcp="mysql"),
             "spec.steps[0].waitFor[1].tcp",
-            "host:port",
+            "'mysql' must be host:port with a port from 1 to 65535 (step \"wait-deps\")",
         ),
         (
             lambda b: steps(b)[2].update(run={"image": "x"}),
             "spec.steps[2]",
-            "exactly one of waitFor",
+            "each step needs exactly one of waitFor, download, copyAssets, prepareVolume, run, "
+            'sidecar (step "site")',
         ),
         (
             lambda b: steps(b)[3]["prepareVolume"].update(mode="999"),
             "spec.steps[3].prepareVolume.mode",
-            "octal",
+            """'999' must be an octal mode such as "0750" (step "data-dir")""",
         ),
         (
             lambda b: steps(b)[1]["download"].update(path="../etc/passwd"),
             "spec.steps[1].download.path",
-            "without '..'",
+            """'../etc/passwd' must be a relative path without '..' (step "fetch-config")""",
         ),
         (
             lambda b: steps(b)[4]["run"].update(name="x"),
             "spec.steps[4].run",
-            "step name is the container name",
+            'do not set name here: the step name is the container name (step "migrate")',
         ),
         (
             lambda b: steps(b).append({"name": "web", "run": {"image": "x"}}),
             "spec.steps[6].name",
-            "already used",
+            "'web' is already used by another step or a template container",
         ),
         (
             lambda b: steps(b).append({"name": "site", "run": {"image": "x"}}),
             "spec.steps[6].name",
-            "already used",
+            "'site' is already used by another step or a template container",
         ),
-        (lambda b: steps(b)[0].update(name="initpipeline-x"), "spec.steps[0].name", "reserved"),
-        (lambda b: steps(b)[0].update(name="Bad_Name"), "spec.steps[0].name", "DNS-1123"),
+        (
+            lambda b: steps(b)[0].update(name="initpipeline-x"),
+            "spec.steps[0].name",
+            """names starting with 'initpipeline-' are reserved (step "initpipeline-x")""",
+        ),
+        (
+            lambda b: steps(b)[0].update(name="Bad_Name"),
+            "spec.steps[0].name",
+            """'Bad_Name' is not a DNS-1123 label (lower case, digits, '-') (step "Bad_Name")""",
+        ),
         (
             lambda b: b["spec"]["template"]["spec"].update(initContainers=[{"name": "i"}]),
             "spec.template",
-            "use steps",
+            "use steps instead of template.spec.initContainers",
         ),
-        (lambda b: b["spec"].update(replicas=-1), "spec.replicas", "greater than or equal to 0"),
+        (
+            lambda b: b["spec"].update(replicas=-1),
+            "spec.replicas",
+            "Input should be greater than or equal to 0",  # pydantic's own words
+        ),
         (
             lambda b: steps(b)[1]["download"].update(sha256="abc"),
             "spec.steps[1].download.sha256",
-            "'abc' must be a sha256 digest: 64 hexadecimal digits",
+            """'abc' must be a sha256 digest: 64 hexadecimal digits (step "fetch-config")""",
         ),
         (
             lambda b: steps(b)[1]["download"].update(sha256="g" * 64),
             "spec.steps[1].download.sha256",
-            "must be a sha256 digest: 64 hexadecimal digits",
+            f"'{'g' * 64}' must be a sha256 digest: 64 hexadecimal digits (step \"fetch-config\")",
         ),
         (
             lambda b: b["spec"]["template"]["metadata"]["labels"].update(
                 {"initpipeline.io/pipeline": "other"}
             ),
             "spec.template.metadata.labels",
-            "labels under initpipeline.io/ are set by the operator",
+            "'initpipeline.io/pipeline': labels under initpipeline.io/ are set by the operator",
         ),
     ],
 )
@@ -119,7 +133,8 @@ def test_invalid_specs_name_the_field(
     with pytest.raises(InvalidSpec) as raised:
         parse_pipeline(body)
     assert raised.value.field == field
-    assert message in raised.value.message
+    assert raised.value.message == message
+    assert str(raised.value) == f"{field}: {message}"  # the InvalidSpec condition message
 
 
 def test_download_sha256_is_kept_in_lower_case_and_matches_the_crd_pattern() -> None:

@@ -36,8 +36,11 @@ def test_a_whole_float_period_is_the_integer_the_api_server_stores() -> None:
 
 
 def test_a_fractional_period_is_still_refused() -> None:
-    with pytest.raises(InvalidSpec, match="periodSeconds must be an integer"):
+    with pytest.raises(InvalidSpec) as raised:
         parse_pipeline(sidecar_pipeline(1.5))
+    assert str(raised.value) == (
+        'spec.steps[0].sidecar: readinessProbe.periodSeconds must be an integer (step "s")'
+    )
 
 
 def test_render_prints_no_pods_for_a_suspended_pipeline(tmp_path: Any) -> None:
