@@ -89,6 +89,31 @@ def backwards(events: list[Event], disrupted: frozenset[str] = frozenset()) -> l
     return found
 
 
+def history(pipelines: list[Event], pods: list[Event], name: str) -> str:
+    """What the watches recorded of pipeline `name` and its Pods, in order of resourceVersion:
+    the status's progress and each step's state, the Pods' init containers (state, restarts).
+    Printed with a status that went backwards, to tell a stale view of the operator's from a
+    Pod that really started over (the kubelet re-runs every init container of a new sandbox)."""
+    lines: list[tuple[int, str]] = []
+    for kind, pipeline in pipelines:
+        if kind != "RELISTED" and pipeline["metadata"]["name"] == name:
+            status = pipeline.get("status") or {}
+            steps = " ".join(f"{s['name']}={s.get('state')}" for s in status.get("steps", []))
+            line = f"pipeline {kind} {status.get('progress')} {steps}"
+            lines.append((int(pipeline["metadata"]["resourceVersion"]), line))
+    for kind, pod in pods:
+        meta = pod.get("metadata") or {}
+        if kind == "RELISTED" or (meta.get("labels") or {}).get(PIPELINE_LABEL) != name:
+            continue
+        inits = " ".join(
+            f"{c['name']}={next(iter(c.get('state') or {'?': 0}))}/{c.get('restartCount', 0)}"
+            for c in (pod.get("status") or {}).get("initContainerStatuses", [])
+        )
+        line = f"pod {kind} {meta['name']} uid={meta['uid'][:8]} {inits}"
+        lines.append((int(meta["resourceVersion"]), line))
+    return "\n".join(f"{version} {line}" for version, line in sorted(lines))
+
+
 def stalled(events: list[Event]) -> list[str]:
     """Every Stalled=True condition a watch recorded, as `pipeline: reason: message`."""
     return sorted(

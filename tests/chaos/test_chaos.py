@@ -26,6 +26,7 @@ import pytest
 import yaml
 from tests.convergence import (
     backwards,
+    history,
     most_live_pods_per_replica,
     pods_by_pipeline,
     stalled,
@@ -134,7 +135,14 @@ class World:
         assert pods_by_pipeline(self.kubectl, self.namespace, items) == names
         assert most_live_pods_per_replica(self.pods.events) == 1, "a Pod was duplicated"
         assert stalled(self.pipelines.events) == []
-        assert backwards(self.pipelines.events, disrupted) == []
+        went_back = backwards(self.pipelines.events, disrupted)
+        assert went_back == [], "\n\n".join(
+            [*went_back]
+            + [
+                history(self.pipelines.events, self.pods.events, line.split(":")[0])
+                for line in went_back
+            ]
+        )
         return items
 
 
