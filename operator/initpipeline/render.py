@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -47,7 +46,6 @@ from initpipeline.names import (
 )
 from initpipeline.spec import API_VERSION, DNS_LABEL, KIND, Pipeline, PipelineSpec, Step, StepType
 
-HASH_LENGTH: Final = 10
 MAX_NAME: Final = 63
 GENERATED_UID: Final = 65532
 # A sidecar's derived startupProbe gives up after this long when the step has no timeout.
@@ -57,21 +55,8 @@ _PROBE_HANDLERS: Final = ("exec", "httpGet", "tcpSocket", "grpc")
 
 
 def spec_hash(spec: PipelineSpec) -> str:
-    """10 hex digits of sha256 over the canonical JSON of `steps` and `template`.
-
-    `replicas` and `suspend` are left out, so scaling or suspending never replaces Pods.
-    Fields left at their defaults are left out too: writing a default explicitly, or a
-    new optional field in a later version, does not replace running Pods.
-    """
-    data = spec.model_dump(
-        mode="json",
-        by_alias=True,
-        exclude_defaults=True,
-        exclude_none=True,
-        include={"steps", "template"},
-    )
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:HASH_LENGTH]
+    """The spec's revision (`PipelineSpec.revision`): the value of SPEC_HASH_LABEL."""
+    return spec.revision
 
 
 def pod_name(pipeline: Pipeline, index: int) -> str:

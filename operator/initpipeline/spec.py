@@ -8,6 +8,9 @@ CR that slipped past an older CRD fail the same way: with one message naming the
 from __future__ import annotations
 
 import enum
+import functools
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -53,6 +56,8 @@ PIPELINE_NAME_TOO_LONG = (
     f"(it is the value of the Pods' label {GROUP}/pipeline)"
 )
 INT32_MAX = 2**31 - 1
+# Hex digits of a spec revision (`PipelineSpec.revision`).
+REVISION_LENGTH = 10
 
 
 def _go_regex(pattern: str) -> re.Pattern[str]:
@@ -508,6 +513,25 @@ class PipelineSpec(_Model):
                 )
             taken.add(step.name)
         return self
+
+    @functools.cached_property
+    def revision(self) -> str:
+        """10 hex digits of sha256 over the canonical JSON of `steps` and `template`.
+
+        `replicas` and `suspend` are left out, so scaling or suspending never replaces Pods.
+        Fields left at their defaults are left out too: writing a default explicitly, or a
+        new optional field in a later version, does not replace running Pods. Computed once
+        per parsed spec (the model is frozen): a reconcile asks for it several times.
+        """
+        data = self.model_dump(
+            mode="json",
+            by_alias=True,
+            exclude_defaults=True,
+            exclude_none=True,
+            include={"steps", "template"},
+        )
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
 
     @property
     def restart_policy(self) -> Literal["Always", "OnFailure", "Never"]:
