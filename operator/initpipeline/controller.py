@@ -276,7 +276,11 @@ class Controller:
         problems = Problems(unsupported_cluster=self.unsupported_cluster)
         key = (pipeline.namespace, pipeline.name)
         if self.unsupported_cluster is None:
-            problems = Problems(creation_error=await self._converge_pods(pipeline, pods))
+            created, refusal = await self._converge_pods(pipeline, pods)
+            # The Pods just created count at once: the status lists them in this pass's
+            # write, not in a second one when their watch events arrive.
+            pods = [*pods, *created]
+            problems = Problems(creation_error=refusal)
             if problems.creation_error:
                 self._refused.add(key)
             else:
@@ -303,22 +307,28 @@ class Controller:
         self.cache.use(key, deps.watches_for(pipeline, self.access))
         return deps.api_waiting(pipeline, self.cache, self.access, previous)
 
-    async def _converge_pods(self, pipeline: Pipeline, pods: Sequence[Obj]) -> str | None:
-        """Create and delete Pods; the API server's refusal of a Pod, if any. A failure that
-        may pass (429, 5xx, a timeout, a lost connection) is raised: the key is retried with
-        backoff and the pipeline is not Stalled for it."""
+    async def _converge_pods(
+        self, pipeline: Pipeline, pods: Sequence[Obj]
+    ) -> tuple[list[Obj], str | None]:
+        """Create and delete Pods; the Pods created (the API server's answers) and its
+        refusal of a Pod, if any. A failure that may pass (429, 5xx, a timeout, a lost
+        connection) is raised: the key is retried with backoff and the pipeline is not
+        Stalled for it."""
         plan = plan_pods(pipeline, pods, self.settings.step_image)
         for pod in plan.delete:
             meta = pod["metadata"]
             await self.kube.delete(PODS.path(meta["namespace"], meta["name"]), uid=meta["uid"])
+        created: list[Obj] = []
         for manifest in plan.create:
             try:
-                await self.kube.create(PODS.path(pipeline.namespace), manifest)
+                answer = await self.kube.create(PODS.path(pipeline.namespace), manifest)
             except ApiError as error:
                 if transient(error):
                     raise
-                return f"pod {manifest['metadata']['name']}: {error.message}"
-        return None
+                return created, f"pod {manifest['metadata']['name']}: {error.message}"
+            if answer is not None:  # None: it exists already; the informer will show it
+                created.append(answer)
+        return created, None
 
     async def _release(
         self,

@@ -84,8 +84,7 @@ def test_pipeline_becomes_a_pod_with_one_init_container_per_step(
     assert [c["name"] for c in pod["spec"]["initContainers"]] == ["wait-db", "fetch"]
     assert pod["metadata"]["labels"]["app"] == "web"
     assert pod["metadata"]["labels"]["initpipeline.io/pipeline"] == "web"
-    # The pass that created the Pod writes a status without it ("waiting for the pod to be
-    # created"); the next one describes it.
+    # The pass that created the Pod writes a status that lists it (the API server's answer).
     st = eventually(lambda: (s := status(kubectl, namespace)).get("pods") and s)
     assert [p["name"] for p in st["pods"]] == [name_of(pod)]
     assert st["progress"] == "0/2"

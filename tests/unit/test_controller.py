@@ -151,6 +151,33 @@ async def test_reconcile_reads_one_log_derives_once_and_writes_then_records() ->
     assert len(kube.events) == 1
 
 
+class CreatingKube(FakeKube):
+    """Pod creates answer with the stored Pod, as the API server does."""
+
+    async def create(self, path: str, manifest: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        await super().create(path, manifest)
+        metadata = {**manifest["metadata"], "uid": manifest["metadata"]["name"]}
+        return {**manifest, "metadata": metadata, "status": {"phase": "Pending"}}
+
+
+async def test_the_pods_a_reconcile_creates_are_in_the_status_it_writes() -> None:
+    kube = CreatingKube()
+    ctl = controller(kube)
+    await ctl.reconcile(pipeline_body(), [])
+    [(_, patch)] = kube.patches
+    assert [pod["name"] for pod in patch["status"]["pods"]] == kube.created
+    assert patch["status"]["message"] == f"pod {kube.created[0]} is not scheduled yet"
+
+    # their watch events wake the pipeline again: nothing new to write
+    pipeline = parse_pipeline(pipeline_body())
+    pods = [render_pod(pipeline, i, ctl.settings.step_image) for i in range(2)]
+    for pod in pods:
+        pod["metadata"]["uid"] = pod["metadata"]["name"]
+        pod["status"] = {"phase": "Pending"}
+    await ctl.reconcile({**pipeline_body(), "status": patch["status"]}, pods)
+    assert len(kube.patches) == 1
+
+
 # --------------------------------------------------------------------------- failures
 
 
