@@ -5,6 +5,8 @@ the node) and e (whole pipeline against a hand-written Pod) are not written yet.
   BENCH_SCENARIOS   comma-separated scenarios (default: all; arguments win)
   BENCH_SIZES       burst sizes for (a) (default 1,100,1000)
   BENCH_CONCURRENCY creates in flight (default 10)
+  BENCH_OPERATOR_ENV settings for the operator, e.g. "INITPIPELINE_WORKERS=16" (the shell's
+                    own INITPIPELINE_* variables are not passed on)
   BENCH_LAG_SIZE, BENCH_IDLE_SIZE, BENCH_IDLE_SECONDS, BENCH_LIFECYCLE_SIZE, BENCH_LAG_SAMPLE
                     see each scenario's module
   KUBECONFIG        default /tmp/initpipeline-cluster/kubeconfig

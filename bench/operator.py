@@ -73,6 +73,16 @@ class Operator:
         return [line for line in lines if "Traceback" in line or " failed" in line]
 
 
+def operator_env(text: str) -> dict[str, str]:
+    """`INITPIPELINE_WORKERS=16 INITPIPELINE_RESYNC_SECONDS=5` as a dict: settings for the
+    operator under test (the shell's own INITPIPELINE_* variables are not passed on)."""
+    pairs = [word.partition("=") for word in text.split()]
+    bad = [key for key, eq, _ in pairs if not eq or not key.startswith("INITPIPELINE_")]
+    if bad:
+        raise ValueError(f"BENCH_OPERATOR_ENV: {bad} are not INITPIPELINE_NAME=value")
+    return {key: value for key, _, value in pairs}
+
+
 @contextlib.contextmanager
 def running(namespaces: list[str], log: Path, **env: str) -> Iterator[Operator]:
     """`initpipeline run` watching `namespaces`, leader election off, until the block ends."""
@@ -85,6 +95,7 @@ def running(namespaces: list[str], log: Path, **env: str) -> Iterator[Operator]:
         "INITPIPELINE_LEADER_ELECTION": "false",
         "INITPIPELINE_LIVENESS_ENDPOINT": liveness,
         "INITPIPELINE_METRICS_PORT": "0",
+        **operator_env(os.environ.get("BENCH_OPERATOR_ENV", "")),
         **env,
     }
     log.parent.mkdir(parents=True, exist_ok=True)

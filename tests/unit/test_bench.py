@@ -6,6 +6,7 @@ import math
 
 import pytest
 from bench import apimetrics
+from bench.operator import operator_env
 from bench.report import Row, Table, at_most, markdown, number, ratio_at_most
 from bench.stats import percentile, ratio
 
@@ -97,3 +98,15 @@ def test_table_has_ratio_target_and_verdict() -> None:
         "",
         "- a | note",
     ]
+
+
+def test_operator_settings_come_only_as_initpipeline_variables() -> None:
+    assert operator_env("INITPIPELINE_WORKERS=16  INITPIPELINE_X=a=b") == {
+        "INITPIPELINE_WORKERS": "16",
+        "INITPIPELINE_X": "a=b",
+    }
+    assert operator_env("") == {}
+    with pytest.raises(ValueError, match="KUBECONFIG"):
+        operator_env("KUBECONFIG=/elsewhere")
+    with pytest.raises(ValueError, match="INITPIPELINE_WORKERS"):
+        operator_env("INITPIPELINE_WORKERS")
