@@ -23,7 +23,7 @@ from typing import Any
 from initpipeline import deps, metrics
 from initpipeline.access import AccessReviews
 from initpipeline.cache import Dependency, DependencyCache, dependencies_of
-from initpipeline.fields import condition_true
+from initpipeline.fields import condition_true, seconds_between, timestamp
 from initpipeline.informer import Change, Informer
 from initpipeline.kube import PODS, ApiError, Kube, Obj, Resource, transient
 from initpipeline.messages import wait_report
@@ -31,9 +31,18 @@ from initpipeline.names import PIPELINE_LABEL, RELEASED_ANNOTATION
 from initpipeline.plan import current_pods, plan_pods, release_value
 from initpipeline.render import spec_hash
 from initpipeline.settings import Settings
-from initpipeline.spec import API_VERSION, KIND, PLURAL, InvalidSpec, Pipeline, parse_pipeline
+from initpipeline.spec import (
+    API_VERSION,
+    KIND,
+    PLURAL,
+    InvalidSpec,
+    Pipeline,
+    StepType,
+    parse_pipeline,
+)
 from initpipeline.status import (
     Problems,
+    StepState,
     derive_status,
     status_changed,
     step_events,
@@ -51,6 +60,11 @@ MINIMUM_VERSION = (1, 29)
 IDLE_RESYNC_SECONDS = 300.0
 # Lines of a running wait container's log read to tell users why it waits.
 WAIT_LOG_LINES = 20
+# A wait step that has waited t seconds is looked at again after t/4 (at least the resync
+# period, at most this): its container's log is read on those passes, and a reason that has
+# not changed for minutes is unlikely to change in the next one. The step's end is a Pod
+# status change and wakes the pipeline at once, however long it waited.
+MAX_WAIT_RESYNC_SECONDS = 60.0
 
 Key = tuple[str, str]
 
@@ -67,6 +81,25 @@ def is_own_echo(old: Obj | None, new: Obj | None, written: Mapping[str, Any] | N
         for field in ("generation", "labels", "annotations", "deletionTimestamp")
     )
     return same_meta and new.get("status") == written
+
+
+def resync_after(status: Mapping[str, Any], now: datetime, resync_seconds: float) -> float:
+    """How long until a pipeline with this status is looked at again if nothing wakes it:
+    IDLE_RESYNC_SECONDS when settled (Stalled, or Ready with no step in progress); while its
+    current step is a running wait step, a quarter of the time it has waited, between
+    `resync_seconds` and MAX_WAIT_RESYNC_SECONDS; else `resync_seconds`."""
+    current = status.get("currentStep")
+    if condition_true(status, "Stalled") or (condition_true(status, "Ready") and not current):
+        return IDLE_RESYNC_SECONDS
+    step: Mapping[str, Any] = next(
+        (s for s in status.get("steps") or () if s.get("name") == current), {}
+    )
+    if step.get("type") != StepType.WAIT_FOR or step.get("state") != StepState.RUNNING:
+        return resync_seconds
+    waited = seconds_between(step.get("startedAt"), timestamp(now))
+    if waited is None:
+        return resync_seconds
+    return max(resync_seconds, min(MAX_WAIT_RESYNC_SECONDS, waited / 4))
 
 
 def _newer(a: Obj | None, b: Obj | None) -> Obj | None:
@@ -293,10 +326,7 @@ class Controller:
             pipeline, pods, waiting, previous, _now(), revision, reports, problems=problems
         )
         await self._update_status(body, previous, status)
-        settled = condition_true(status, "Stalled") or (
-            condition_true(status, "Ready") and not status.get("currentStep")
-        )
-        return IDLE_RESYNC_SECONDS if settled else self.settings.resync_seconds
+        return resync_after(status, _now(), self.settings.resync_seconds)
 
     def _api_waiting(self, pipeline: Pipeline, previous: Obj) -> dict[str, list[str]]:
         """The API-side wait targets: the one place they are looked up (watches started in

@@ -5,6 +5,7 @@ once, then records metrics and events (against a fake API module)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2 as httpx
@@ -12,7 +13,12 @@ import pytest
 
 from initpipeline import metrics
 from initpipeline.cache import dependencies_of, known_as
-from initpipeline.controller import Controller, _pipeline_of, is_own_echo
+from initpipeline.controller import (
+    Controller,
+    _pipeline_of,
+    is_own_echo,
+    resync_after,
+)
 from initpipeline.deps import SERVICE_NAME_LABEL, Watched
 from initpipeline.informer import Change, Informer, key_of, replace_diff
 from initpipeline.kube import ApiError, transient
@@ -176,6 +182,35 @@ async def test_the_pods_a_reconcile_creates_are_in_the_status_it_writes() -> Non
         pod["status"] = {"phase": "Pending"}
     await ctl.reconcile({**pipeline_body(), "status": patch["status"]}, pods)
     assert len(kube.patches) == 1
+
+
+def in_step(type_: str, state: str, started: str | None = None, **condition: str) -> Any:
+    """A status whose current step `s` is of that type and state (as derive_status writes)."""
+    step = {"name": "s", "type": type_, "state": state}
+    if started:
+        step["startedAt"] = started
+    conditions = [{"type": t, "status": v} for t, v in condition.items()]
+    return {"currentStep": "s", "steps": [step], "conditions": conditions}
+
+
+@pytest.mark.parametrize(
+    ("status", "after"),
+    [
+        ({"currentStep": "", "conditions": [{"type": "Ready", "status": "True"}]}, 300),
+        (in_step("WaitFor", "Running", "2026-11-25T10:00:00Z", Stalled="True"), 300),
+        (in_step("Run", "Running", "2026-11-25T09:00:00Z"), 10),
+        (in_step("WaitFor", "Pending"), 10),  # not started: no age yet
+        (in_step("WaitFor", "Running", "2026-11-25T09:59:40Z"), 10),  # 20 s: the period
+        (in_step("WaitFor", "Running", "2026-11-25T09:58:00Z"), 30),  # 2 min: a quarter
+        (in_step("WaitFor", "Running", "2026-11-25T09:00:00Z"), 60),  # 1 h: the cap
+    ],
+    ids=["ready", "stalled", "run", "wait-pending", "wait-20s", "wait-2min", "wait-1h"],
+)
+def test_a_long_wait_is_looked_at_less_often_a_settled_pipeline_rarely(
+    status: dict[str, Any], after: float
+) -> None:
+    now = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
+    assert resync_after(status, now, 10.0) == after
 
 
 # --------------------------------------------------------------------------- failures
