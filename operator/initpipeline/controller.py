@@ -123,7 +123,8 @@ class Controller:
         self.pods: list[Informer] = []
         self.queue: WorkQueue[Key] = WorkQueue()
         self._workers: list[asyncio.Task[None]] = []
-        self._patched: dict[Key, Obj] = {}  # the API server's answers to our status writes
+        # The API server's answers to our status writes, until the informer holds them.
+        self._patched: dict[Key, Obj] = {}
         self._depends_on: dict[Key, set[Dependency]] = {}
         self._dependents: dict[Dependency, set[Key]] = {}
         self._known: set[Key] = set()
@@ -203,9 +204,17 @@ class Controller:
     # ------------------------------------------------------------------ events -> keys
 
     def _pipeline_changed(self, change: Change) -> None:
-        if is_own_echo(change.old, change.new, self._written_status(change.key)):
-            return
-        self.queue.add(change.key)
+        echo = is_own_echo(change.old, change.new, self._written_status(change.key))
+        self._drop_caught_up(change.key)
+        if not echo:
+            self.queue.add(change.key)
+
+    def _drop_caught_up(self, key: Key) -> None:
+        """Forget the answer to our status write once the informer holds it or a newer body
+        (one copy of each pipeline is kept, not two)."""
+        patched, stored = self._patched.get(key), self._stored(key)
+        if patched is not None and stored is not None and _newer(stored, patched) is stored:
+            del self._patched[key]
 
     def _written_status(self, key: Key) -> Mapping[str, Any] | None:
         patched = self._patched.get(key)
@@ -262,10 +271,13 @@ class Controller:
     def body(self, key: Key) -> Obj | None:
         """The newest body known: the informer's, or our status write's answer when that is
         newer (reconciling from a stale status would post the same step events twice)."""
-        stored = next((i.store[key] for i in self.pipelines if key in i.store), None)
+        stored = self._stored(key)
         if stored is None:
             return None
         return _newer(stored, self._patched.get(key))
+
+    def _stored(self, key: Key) -> Obj | None:
+        return next((i.store[key] for i in self.pipelines if key in i.store), None)
 
     async def reconcile_key(self, key: Key) -> float | None:
         """Reconcile one pipeline; how long until it is looked at again (None: never)."""
@@ -411,6 +423,7 @@ class Controller:
             newest = _newer(self._patched.get(key), patched)
             if newest is not None:
                 self._patched[key] = newest
+            self._drop_caught_up(key)  # its watch event came first
 
     async def _status_written(
         self, body: Mapping[str, Any], previous: Mapping[str, Any], status: Mapping[str, Any]

@@ -69,6 +69,27 @@ def test_versions_that_are_not_numbers_are_taken_as_they_come() -> None:
     assert (ctl.body(("shop", "web")) or {})["status"]["progress"] == "0/2"
 
 
+async def test_the_answer_to_a_status_write_is_kept_only_until_the_informer_has_it() -> None:
+    key = ("shop", "web")
+    ctl = controller(FakeKube())  # status writes are answered with resourceVersion 200
+    behind = {
+        **pipeline_body(),
+        "metadata": {**pipeline_body()["metadata"], "resourceVersion": "150"},
+    }
+    ctl.pipelines = [informer([behind])]
+    await ctl.reconcile(behind, [])
+    written = (ctl.body(key) or {})["status"]
+    assert written["progress"] == "0/1"  # the answer, newer than the informer's body
+
+    echo = {**behind, "metadata": {**behind["metadata"], "resourceVersion": "200"}}
+    echo["status"] = written
+    ctl.pipelines[0].store[key] = echo
+    ctl._pipeline_changed(Change(key, behind, echo))
+    assert len(ctl.queue) == 0  # our own echo wakes nothing
+    assert ctl._patched == {}  # one copy of the pipeline is kept, not two
+    assert ctl.body(key) is echo
+
+
 # --------------------------------------------------------------------------- one reconcile
 
 WAIT_LOG = (
