@@ -28,6 +28,16 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / CLOCK_TICKS
 
 
+def run_queue_seconds(pid: int) -> float:
+    """Time the process' threads were ready to run but waited for a CPU (the second field of
+    /proc/<pid>/task/*/schedstat): how much the shared machine held the operator back."""
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            waited += int((task / "schedstat").read_text().split()[1])
+    return waited / 1e9
+
+
 def memory_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM: the peak RSS) in MB, from /proc/<pid>/status."""
     values = {}
@@ -57,6 +67,10 @@ class Operator:
     def cpu(self) -> float:
         self.check()
         return cpu_seconds(self.pid)
+
+    def run_queue(self) -> float:
+        self.check()
+        return run_queue_seconds(self.pid)
 
     def memory(self) -> tuple[float, float]:
         self.check()

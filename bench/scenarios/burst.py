@@ -10,7 +10,9 @@ operator work. Per size:
 3. the operator (a separate process, watching that namespace only) and the same N
    InitPipelines: create->Pod is the Pod's ADDED event minus the moment the CR's create
    returned; CPU (utime+stime of the process) from just before the burst until every
-   pipeline has its Pod in status and the process is quiet again; RSS (and its peak) then.
+   pipeline has its Pod in status and the process is quiet again; RSS (and its peak) then;
+   over the same window, the time the process was runnable but waited for a CPU (schedstat):
+   on a shared machine, what held it back besides its own work.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ async def quiet(op: operator.Operator, within: float, threshold: float = 0.05) -
 class OperatorBurst(Burst):
     status_in: float  # first create sent -> last pipeline with its Pod in status
     cpu: float
+    run_queue: float  # runnable, waiting for a CPU
     rss: float
     peak_rss: float
     errors: int
@@ -129,14 +132,14 @@ async def with_operator(ctx: Context, namespace: str, count: int) -> OperatorBur
         pods = await Watcher(ctx.kube, PODS, namespace).start()
         crs = await Watcher(ctx.kube, PIPELINES, namespace, _has_pod_status).start()
         try:
-            cpu0 = op.cpu()
+            cpu0, queue0 = op.cpu(), op.run_queue()
             start = time.monotonic()
             _sent, returned = await post_all(ctx, namespace, "pipeline", bodies(count))
             created_in = max(returned.values()) - start
             await pods.wait_for(count, _timeout(count))
             await crs.wait_for(set(returned), _timeout(count))
             await quiet(op, 120)
-            cpu = op.cpu() - cpu0
+            cpu, run_queue = op.cpu() - cpu0, op.run_queue() - queue0
             rss, peak = op.memory()
             by_pipeline = {
                 pod_pipeline_name(pods.objects[name]): t for name, t in pods.seen.items()
@@ -151,6 +154,7 @@ async def with_operator(ctx: Context, namespace: str, count: int) -> OperatorBur
                 count - len(latencies),
                 last_status - start,
                 cpu,
+                run_queue,
                 rss,
                 peak,
                 len(op.errors()),
@@ -207,6 +211,15 @@ def table(count: int, base: Burst, bare: float, op: OperatorBurst, concurrency: 
     per = op.cpu / count
     t.add(Row("operator CPU for the burst", op.cpu, math.nan, "s"))
     t.add(Row("operator CPU per pipeline", per, math.nan, "s", at_most(0.010, "<= 10 ms")))
+    t.add(
+        Row(
+            "operator waiting for a CPU (run queue)",
+            op.run_queue,
+            math.nan,
+            "s",
+            note="runnable but not running: the machine's other work",
+        )
+    )
     rss_target = None
     if count == 1000:
         rss_target = at_most(150, "<= 150 MB at 1000")
