@@ -30,6 +30,7 @@ from tests.convergence import (
     most_live_pods_per_replica,
     pods_by_pipeline,
     stalled,
+    started_over,
     wait_all_ready,
 )
 from tests.helpers import (
@@ -135,13 +136,13 @@ class World:
         assert pods_by_pipeline(self.kubectl, self.namespace, items) == names
         assert most_live_pods_per_replica(self.pods.events) == 1, "a Pod was duplicated"
         assert stalled(self.pipelines.events) == []
-        went_back = backwards(self.pipelines.events, disrupted)
+        pods = self.pods.events
+        if restarted := started_over(pods):
+            print(f"the kubelet started the Pods of {sorted(restarted)} over (a new sandbox)")
+        went_back = backwards(self.pipelines.events, disrupted | restarted)
         assert went_back == [], "\n\n".join(
             [*went_back]
-            + [
-                history(self.pipelines.events, self.pods.events, line.split(":")[0])
-                for line in went_back
-            ]
+            + [history(self.pipelines.events, pods, line.split(":")[0]) for line in went_back]
         )
         return items
 
