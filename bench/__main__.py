@@ -1,11 +1,12 @@
 """`python -m bench [scenario ...]`: run the scenarios, print and save their tables.
 
-Scenarios: a (burst), b (status lag), c (API requests), f (idle cost); d (wait step exit on
-the node) and e (whole pipeline against a hand-written Pod) are not written yet. Environment:
+Scenarios: a (burst), b (status lag), c (API requests), d (wait step exit, the script's part),
+e (whole pipeline against a hand-written Pod, on the node), f (idle cost). Environment:
   BENCH_SCENARIOS   comma-separated scenarios (default: all; arguments win)
   BENCH_SIZES       burst sizes for (a) (default 1,100,1000)
   BENCH_CONCURRENCY creates in flight (default 10)
-  BENCH_LAG_SIZE, BENCH_IDLE_SIZE, BENCH_IDLE_SECONDS, BENCH_LIFECYCLE_SIZE, BENCH_LAG_SAMPLE
+  BENCH_LAG_SIZE, BENCH_IDLE_SIZE, BENCH_IDLE_SECONDS, BENCH_LIFECYCLE_SIZE, BENCH_LAG_SAMPLE,
+  BENCH_WHOLE_ROUNDS
                     see each scenario's module
   KUBECONFIG        default /tmp/initpipeline-cluster/kubeconfig
 """
@@ -25,13 +26,14 @@ from pathlib import Path
 from bench.context import Context
 from bench.kube import Kube
 from bench.report import document, markdown
-from bench.scenarios import burst, idle, lag, noticed, requests
+from bench.scenarios import burst, idle, lag, noticed, requests, whole
 
 SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "a": burst.run,
     "b": lag.run,
     "c": requests.run,
     "d": noticed.run,
+    "e": whole.run,
     "f": idle.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
