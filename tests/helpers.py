@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +24,16 @@ import yaml
 from kopf.testing import KopfRunner
 
 T = TypeVar("T")
+
+# A line of the operator's text log in Kopf's format (kopf.LogFormat.FULL):
+# `[<time>] <logger, 20 characters> [<LEVEL, 8 characters>] <message>`.
+_LOG_LINE = re.compile(r"\[[^]]*\] .{20} \[[A-Z ]{8}\] (?P<message>.*)")
+
+
+def log_messages(text: str) -> list[str]:
+    """The messages of the operator's text log, one per line: Kopf's time, logger and level
+    left out; the lines a message continues on (a traceback's) are no messages."""
+    return [found["message"] for line in text.splitlines() if (found := _LOG_LINE.fullmatch(line))]
 
 
 def in_ci() -> bool:
