@@ -25,6 +25,13 @@ from kopf.testing import KopfRunner
 
 T = TypeVar("T")
 
+# What the API server answers to a Pod with `cpu: lots` in its resources (not a quantity): the
+# PodCreationFailed message after the operator's `pod NAME: `.
+BAD_QUANTITY = (
+    'Pod in version "v1" cannot be handled as a Pod: quantities must match the regular '
+    "expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+
 # A line of the operator's text log in Kopf's format (kopf.LogFormat.FULL):
 # `[<time>] <logger, 20 characters> [<LEVEL, 8 characters>] <message>`.
 _LOG_LINE = re.compile(r"\[[^]]*\] .{20} \[[A-Z ]{8}\] (?P<message>.*)")
