@@ -421,7 +421,7 @@ def test_printer_columns(operator: None, kubectl: Kubectl, namespace: str) -> No
     st = eventually(
         lambda: (
             status_when(kubectl, namespace, "Ready", reason="WaitingForDependency")
-            if "service mydb: service does not exist" in _waiting_on(kubectl, namespace)
+            if _waiting_on(kubectl, namespace) == ["service mydb: service does not exist"]
             else {}
         )
     )
