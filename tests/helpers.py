@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +24,23 @@ import yaml
 from kopf.testing import KopfRunner
 
 T = TypeVar("T")
+
+# What the API server answers to a Pod with `cpu: lots` in its resources (not a quantity): the
+# PodCreationFailed message after the operator's `pod NAME: `.
+BAD_QUANTITY = (
+    'Pod in version "v1" cannot be handled as a Pod: quantities must match the regular '
+    "expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+
+# A line of the operator's text log in Kopf's format (kopf.LogFormat.FULL):
+# `[<time>] <logger, 20 characters> [<LEVEL, 8 characters>] <message>`.
+_LOG_LINE = re.compile(r"\[[^]]*\] .{20} \[[A-Z ]{8}\] (?P<message>.*)")
+
+
+def log_messages(text: str) -> list[str]:
+    """The messages of the operator's text log, one per line: Kopf's time, logger and level
+    left out; the lines a message continues on (a traceback's) are no messages."""
+    return [found["message"] for line in text.splitlines() if (found := _LOG_LINE.fullmatch(line))]
 
 
 def in_ci() -> bool:
