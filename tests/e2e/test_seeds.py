@@ -345,7 +345,7 @@ def test_01_wait_for_services_needs_ready_endpoints_dns_only_needs_the_service(
     # The scripts' termination messages: each check's result and when it held.
     assert re.fullmatch(r"service myservice confirmed by the operator after \d+s", first["message"])
     assert re.fullmatch(
-        r"mydb:80 reachable after \d+s; service mydb confirmed by the operator after \d+s",
+        r"mydb:80 reachable after \d+s; service mydb port 80 confirmed by the operator after \d+s",
         second["message"],
     ), second["message"]
     assert not first.get("waitingOn") and not second.get("waitingOn")
