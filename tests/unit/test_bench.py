@@ -6,7 +6,9 @@ import math
 
 import pytest
 from bench import apimetrics
+from bench.common import PIPELINE_LABEL
 from bench.report import Row, Table, at_most, markdown, number, ratio_at_most
+from bench.scenarios import whole
 from bench.stats import percentile, ratio
 
 pytestmark = pytest.mark.unit
@@ -97,3 +99,25 @@ def test_table_has_ratio_target_and_verdict() -> None:
         "",
         "- a | note",
     ]
+
+
+def test_whole_pipeline_table_sets_each_shape_against_its_pod_by_hand() -> None:
+    created = {f"{who}-{shape}-{r}": 100.0 for who in ("hand", "ipl") for shape in whole.SHAPES
+               for r in range(2)}  # fmt: skip
+    pod_ready = {name: 110.0 if name.startswith("hand") else 111.0 for name in created}
+    pipeline_ready = {name: 112.0 for name in created if name.startswith("ipl")}
+    rows = whole.table(2, created, pod_ready, pipeline_ready).rows
+    assert [(r.figure, r.value, r.baseline) for r in rows[:3]] == [
+        ("sequential: created -> Pod Ready, p50", 11.0, 10.0),
+        ("sequential: created -> Pod Ready, p99", 11.0, 10.0),
+        ("sequential: created -> pipeline Ready (kubectl get ipl), p99", 12.0, 10.0),
+    ]
+    target = rows[0].target
+    assert target is not None and target.verdict(rows[0].value, rows[0].baseline) == "met"
+    assert target.verdict(13.1, 10.0) == "not met"  # 1.2 x 10 s + 1 s = 13 s
+
+
+def test_a_pipelines_pod_is_owned_by_the_pipeline_a_pod_by_hand_by_itself() -> None:
+    by_pipeline = {"metadata": {"name": "ipl-a-0-x1-0", "labels": {PIPELINE_LABEL: "ipl-a-0"}}}
+    assert whole.owner_of(by_pipeline) == "ipl-a-0"
+    assert whole.owner_of({"metadata": {"name": "hand-a-0"}}) == "hand-a-0"
