@@ -14,7 +14,7 @@ client is imported.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 
 LISTED_LABEL = "bench.initpipeline.io/listed"
@@ -41,9 +41,14 @@ def state(value: str) -> dict[str, dict[str, str]]:
     return {"data": {"state": value}}
 
 
-class TooFewEvents(Exception):
-    def __init__(self, seen: int, count: int) -> None:
-        super().__init__(f"the watch ended after {seen} of {count} events")
+async def take(events: AsyncIterator[Any], count: int) -> None:
+    """Until `count` events arrived; an error when the watch ends before."""
+    seen = 0
+    async for _event in events:
+        seen += 1
+        if seen == count:
+            return
+    raise RuntimeError(f"the watch ended after {seen} of {count} events")
 
 
 class Bare:
@@ -86,18 +91,11 @@ class Bare:
             "fieldSelector": f"metadata.name={name}",
             "timeoutSeconds": str(WATCH_SECONDS),
         }
-        seen = 0
         lines = self._lines(self.path, params)
         try:
-            async for line in lines:
-                if line.strip():
-                    json.loads(line)
-                    seen += 1
-                    if seen == count:
-                        return
+            await take((json.loads(line) async for line in lines if line.strip()), count)
         finally:
             await lines.aclose()
-        raise TooFewEvents(seen, count)
 
 
 def _body(value: str) -> bytes:

@@ -6,7 +6,7 @@ from lightkube import AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
 from lightkube.types import PatchType
 
-from bench.apiclients import LISTED_LABEL, PAGE, WATCH_SECONDS, TooFewEvents, state
+from bench.apiclients import LISTED_LABEL, PAGE, WATCH_SECONDS, state, take
 
 
 class Lightkube:
@@ -30,7 +30,6 @@ class Lightkube:
         return str(patched.metadata.resourceVersion)
 
     async def watch(self, name: str, since: str, count: int) -> None:
-        seen = 0
         events = self.client.watch(
             ConfigMap,
             namespace=self.namespace,
@@ -39,13 +38,9 @@ class Lightkube:
             server_timeout=WATCH_SECONDS,
         )
         try:
-            async for _kind, _obj in events:
-                seen += 1
-                if seen == count:
-                    return
+            await take(events, count)
         finally:
             await events.aclose()
-        raise TooFewEvents(seen, count)
 
     async def close(self) -> None:
         await self.client.close()

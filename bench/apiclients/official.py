@@ -9,7 +9,7 @@ from typing import Any
 
 from kubernetes_asyncio import client, config, watch
 
-from bench.apiclients import LISTED_LABEL, MERGE_PATCH, PAGE, WATCH_SECONDS, TooFewEvents, state
+from bench.apiclients import LISTED_LABEL, MERGE_PATCH, PAGE, WATCH_SECONDS, state, take
 
 
 class Typed:
@@ -40,19 +40,15 @@ class Typed:
         return str(patched.metadata.resource_version)
 
     async def watch(self, name: str, since: str, count: int) -> None:
-        seen = 0
         async with watch.Watch() as events:
-            async for _event in events.stream(
+            stream = events.stream(
                 self.core.list_namespaced_config_map,
                 self.namespace,
                 field_selector=f"metadata.name={name}",
                 resource_version=since,
                 timeout_seconds=WATCH_SECONDS,
-            ):
-                seen += 1
-                if seen == count:
-                    return
-        raise TooFewEvents(seen, count)
+            )
+            await take(stream, count)
 
     async def close(self) -> None:
         await self.api.close()
@@ -103,7 +99,6 @@ class Dicts(Typed):
         return str(patched["metadata"]["resourceVersion"])
 
     async def watch(self, name: str, since: str, count: int) -> None:
-        seen = 0
         response = await self.core.list_namespaced_config_map(
             self.namespace,
             field_selector=f"metadata.name={name}",
@@ -113,15 +108,9 @@ class Dicts(Typed):
             _preload_content=False,
         )
         try:
-            async for line in response.content:
-                if line.strip():
-                    json.loads(line)
-                    seen += 1
-                    if seen == count:
-                        return
+            await take((json.loads(line) async for line in response.content if line.strip()), count)
         finally:
             response.close()
-        raise TooFewEvents(seen, count)
 
 
 async def _api() -> client.ApiClient:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.apiclients import LISTED_LABEL, PAGE, TooFewEvents, state
+from bench.apiclients import LISTED_LABEL, PAGE, state, take
 from initpipeline.kube import Kube
 
 
@@ -26,16 +26,11 @@ class OperatorKube:
         return str(patched["metadata"]["resourceVersion"])
 
     async def watch(self, name: str, since: str, count: int) -> None:
-        seen = 0
         events = self.kube.watch(self.path, since, field_selector=f"metadata.name={name}")
         try:
-            async for _kind, _obj in events:
-                seen += 1
-                if seen == count:
-                    return
+            await take(events, count)
         finally:
             await events.aclose()  # type: ignore[attr-defined]
-        raise TooFewEvents(seen, count)
 
     async def close(self) -> None:
         await self.kube.close()
