@@ -95,11 +95,12 @@ class Case:
         return targets[self.kind]
 
     def check(self) -> str:
-        """The articles' shell check for the same dependency (the baseline's loop)."""
+        """The articles' shell check for the same dependency (the baseline's loop), in the
+        forms the node's busybox takes (no `nc -z`; its `wget -T` crashes: `timeout` instead)."""
         return {
-            "service": f"wget -q -T 1 -O /dev/null http://{self.dep}/",
-            "tcp": f"nc -z -w 1 {self.dep} 80",
-            "http": f"wget -q -T 1 -O /dev/null http://{self.dep}/",
+            "service": f"timeout 1 wget -q -O /dev/null http://{self.dep}/",
+            "tcp": f"nc -w 1 {self.dep} 80 -e true </dev/null",
+            "http": f"timeout 1 wget -q -O /dev/null http://{self.dep}/",
             "dns": f"nslookup {self.dep}.{self.namespace}.svc.cluster.local",
             "file": f"[ -e {self.flag} ]",
             "command": f"test -e {self.flag}",
@@ -178,7 +179,8 @@ async def _seen(watcher: Watcher, owner: str, within: float) -> float:
             if owner_of(watcher.objects[name]) == owner:
                 return at
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{owner}: not seen by the {watcher.resource.plural} watch")
+            last = [o.get("status") for o in watcher.objects.values() if owner_of(o) == owner]
+            raise RuntimeError(f"{owner}: not seen by the {watcher.resource.plural} watch: {last}")
         await watcher.wait_for(len(watcher.seen) + 1, 1)
 
 
@@ -214,10 +216,22 @@ async def _one(ctx: Context, case: Case, after: float, watches: Watches) -> dict
         await _seen(watches.waiting, owner, 180)
     await asyncio.sleep(after)
     ready = await _flip(ctx, case, watches)
-    return {
+    took = {
         generated: await _seen(watches.finished, owner, 120) - ready
         for generated, owner in owners.items()
     }
+    await _clean_up(ctx, case)
+    return took
+
+
+async def _clean_up(ctx: Context, case: Case) -> None:
+    """Delete what the case created: the node runs at most 110 Pods."""
+    ns = case.namespace
+    await ctx.kube.delete(PIPELINES, ns, f"ipl-{case.name}")
+    for resource, name in ((PODS, f"hand-{case.name}"), (PODS, case.dep), (SERVICES, case.dep)):
+        await ctx.kube.delete(resource, ns, name)
+    if case.kind == "job":
+        await ctx.kube.delete(JOBS, ns, case.dep)  # its Pod has completed: not counted
 
 
 async def _grant_pod_reads(ctx: Context, namespace: str) -> None:
