@@ -244,6 +244,14 @@ def test_zero_replicas_and_suspend_are_accepted(kubectl: Kubectl, namespace: str
     assert result.returncode == 0, result.stderr
 
 
+def test_deadline_and_retries_under_never_are_accepted(kubectl: Kubectl, namespace: str) -> None:
+    never = _template_with(restartPolicy="Never")
+    result = apply(kubectl, namespace, minimal(activeDeadlineSeconds=60, retries=2, template=never))
+    assert result.returncode == 0, result.stderr
+    result = apply(kubectl, namespace, minimal("always", activeDeadlineSeconds=60))
+    assert result.returncode == 0, result.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # Refused, with a message naming the field
 # ---------------------------------------------------------------------------------------------
@@ -670,6 +678,32 @@ INVALID: list[Any] = [
             ".spec.replicas: Invalid value: -1: should be a non-negative integer",
         ],
         id="negative-replicas",
+    ),
+    pytest.param(
+        minimal(retries=2),
+        [
+            "spec.retries: Forbidden: "
+            "only allowed with spec.template.spec.restartPolicy Never (here: Always)"
+        ],
+        id="retries-without-never",
+    ),
+    pytest.param(
+        minimal(retries=1, template=_template_with(restartPolicy="OnFailure")),
+        [
+            "spec.retries: Forbidden: "
+            "only allowed with spec.template.spec.restartPolicy Never (here: OnFailure)"
+        ],
+        id="retries-under-on-failure",
+    ),
+    pytest.param(
+        minimal(retries=21, template=_template_with(restartPolicy="Never")),
+        ["spec.retries", "should be less than or equal to 20"],
+        id="too-many-retries",
+    ),
+    pytest.param(
+        minimal(activeDeadlineSeconds=0),
+        ["spec.activeDeadlineSeconds", "should be greater than or equal to 1"],
+        id="deadline-zero",
     ),
     pytest.param(
         minimal(template={"metadata": {"labels": {"app": "x"}}}),
