@@ -99,10 +99,11 @@ def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPl
 class Expiry:
     """A Pod whose start-up outlived spec.activeDeadlineSeconds, and how to stop it.
 
-    patch: a merge patch of the Pod: DEADLINE_ANNOTATION (the step it was on; with the Pod's
-      uid, so a Pod re-created under the same name is left alone) and the Pod's own
-      activeDeadlineSeconds set to 1, on which the kubelet stops it (phase Failed, reason
-      DeadlineExceeded). The API server allows lowering it on a running Pod.
+    patch: a merge patch of the Pod: DEADLINE_ANNOTATION (the step it was on) and the Pod's
+      own activeDeadlineSeconds set to 1, on which the kubelet stops it (phase Failed, reason
+      DeadlineExceeded; the API server allows lowering it on a running Pod). With the
+      resourceVersion the decision was made on: a Pod that changed meanwhile (finished its
+      steps, re-created under the same name) is refused with 409 and looked at again.
     unscheduled: for a Pod no node has yet, the status to write as Failed (the scheduler
       ignores a failed Pod), else None. Written only if the Pod is still unscheduled (the
       caller sends it with the resourceVersion its patch answered).
@@ -152,7 +153,10 @@ def deadlines(pipeline: Pipeline, pods: Sequence[Pod], now: datetime) -> Deadlin
             continue  # the kubelet is stopping it
         metadata = as_mapping(pod.get("metadata"))
         patch = {
-            "metadata": {"uid": metadata.get("uid"), "annotations": {DEADLINE_ANNOTATION: step}},
+            "metadata": {
+                "resourceVersion": metadata.get("resourceVersion"),
+                "annotations": {DEADLINE_ANNOTATION: step},
+            },
             "spec": {"activeDeadlineSeconds": 1},
         }
         unscheduled = None

@@ -46,6 +46,7 @@ def pod(
     """The Pod the operator created for `attempt` of replica `index`, as the API returns it."""
     found = render_pod(pipe, index, IMAGE, attempt)
     found["metadata"]["uid"] = f"uid-{index}-{attempt}"
+    found["metadata"]["resourceVersion"] = "7"
     found["metadata"]["creationTimestamp"] = "2026-11-25T10:00:00Z"
     found["status"] = {"phase": phase, **status}
     return found
@@ -187,7 +188,10 @@ def test_a_scheduled_pod_past_its_deadline_gets_its_step_recorded_and_is_stopped
         Expiry(
             late,
             patch={
-                "metadata": {"uid": "uid-0-1", "annotations": {DEADLINE_ANNOTATION: "schema"}},
+                "metadata": {
+                    "resourceVersion": "7",
+                    "annotations": {DEADLINE_ANNOTATION: "schema"},
+                },
                 "spec": {"activeDeadlineSeconds": 1},
             },
             unscheduled=None,
