@@ -928,22 +928,26 @@ def _columns(status: Manifest) -> dict[str, str]:
     """What the printer columns show for `status`."""
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     return {"NAME": "shop-web", "READY": status["ready"], "STEPS": status["progress"],
-            "STATUS": ready["reason"], "CURRENT": status["currentStep"]}  # fmt: skip
+            "STATUS": ready["reason"], "CURRENT": status["currentStep"],
+            "ATTEMPT": status["attempt"]}  # fmt: skip
 
 
 def test_printer_columns(kubectl: Kubectl, namespace: str, shop_web: Written) -> None:
     row = _table(kubectl("get", "ipl", shop_web.name, namespace=namespace).stdout)
-    assert list(row) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE"]
+    assert list(row) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "ATTEMPT", "AGE"]
     del row["AGE"]
     assert row == _columns(shop_web.status)
     assert row == {"NAME": "shop-web", "READY": "0/1", "STEPS": "0/6",
-                   "STATUS": "WaitingForDependency", "CURRENT": "wait-deps"}  # fmt: skip
+                   "STATUS": "WaitingForDependency", "CURRENT": "wait-deps",
+                   "ATTEMPT": ""}  # fmt: skip
 
 
 def test_wide_printer_columns(kubectl: Kubectl, namespace: str, shop_web: Written) -> None:
     out = kubectl("get", "ipl", shop_web.name, "-o", "wide", namespace=namespace).stdout
     row = _table(out)
-    assert list(row) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE", "POD", "MESSAGE"]
+    assert list(row) == [
+        "NAME", "READY", "STEPS", "STATUS", "CURRENT", "ATTEMPT", "AGE", "POD", "MESSAGE",
+    ]  # fmt: skip
     del row["AGE"]
     [pod] = shop_web.status["pods"]
     assert row == {**_columns(shop_web.status), "POD": pod["name"],
