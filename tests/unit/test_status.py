@@ -963,6 +963,23 @@ def test_the_last_attempt_failing_stalls_with_its_own_reason() -> None:
     ]
 
 
+def test_an_attempt_stopped_before_any_container_ran_ended_at_its_deadline() -> None:
+    pipe = pipeline(restartPolicy="Never", retries=1, activeDeadlineSeconds=60)
+    first = expired(attempt("created", 1), "wait-deps")
+    first["status"].update(phase="Failed", reason="DeadlineExceeded")
+
+    [entry] = derive(pipe, [first, attempt("created", 2)])["retriesStatus"]
+
+    assert (entry["createdAt"], entry["finishedAt"]) == (
+        "2026-11-25T10:00:00Z",
+        "2026-11-25T10:01:00Z",
+    )
+    assert (entry["reason"], entry["message"]) == (
+        "DeadlineExceeded",
+        f"step 1/6 wait-deps: {DEADLINE_MESSAGE}",
+    )
+
+
 def test_a_failed_pod_under_never_with_retries_left_is_retried_not_stalled() -> None:
     pod = attempt("ready", 1)
     pod["status"].update(phase="Failed", reason="Evicted", message="The node was low on memory.")

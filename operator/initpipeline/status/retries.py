@@ -16,9 +16,10 @@ MAX_ENTRIES, the newest.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any, Final
 
-from initpipeline.fields import as_int, as_mapping, as_str
+from initpipeline.fields import as_int, as_mapping, as_str, parse_time, timestamp
 from initpipeline.render import spec_hash
 from initpipeline.revisions import replica_of
 from initpipeline.spec import Pipeline
@@ -39,14 +40,21 @@ def attempt(pipeline: Pipeline, rep: PodView | None) -> str:
     return f"{rep.attempt}/{pipeline.spec.attempts}"
 
 
-def _ended(pod: PodView) -> str | None:
-    """When the Pod's last container ended (steps and main containers)."""
+def _ended(pipeline: Pipeline, pod: PodView) -> str | None:
+    """When the Pod's last container ended (steps and main containers); for a Pod whose
+    start-up deadline fired before any container ended, when the deadline fell."""
     times = [view.finished_at for view in pod.steps if view.finished_at]
     for entry in as_mapping(pod.raw.get("status")).get("containerStatuses") or ():
         terminated = as_mapping(as_mapping(as_mapping(entry).get("state")).get("terminated"))
         if finished := as_str(terminated.get("finishedAt")):
             times.append(finished)
-    return max(times) if times else None  # RFC 3339 in UTC: text order is time order
+    if times:
+        return max(times)  # RFC 3339 in UTC: text order is time order
+    created = parse_time(as_mapping(pod.raw.get("metadata")).get("creationTimestamp"))
+    seconds = pipeline.spec.active_deadline_seconds
+    if pod.deadline_exceeded and created is not None and seconds is not None:
+        return timestamp(created + timedelta(seconds=seconds))
+    return None
 
 
 def _entry(pipeline: Pipeline, pod: PodView, revision: str) -> dict[str, Any] | None:
@@ -60,7 +68,7 @@ def _entry(pipeline: Pipeline, pod: PodView, revision: str) -> dict[str, Any] | 
         "podName": pod.name,
         "revision": revision,
         "createdAt": as_str(as_mapping(pod.raw.get("metadata")).get("creationTimestamp")),
-        "finishedAt": _ended(pod),
+        "finishedAt": _ended(pipeline, pod),
         "reason": reason.value,
         "message": shorten(message),
         "steps": [
