@@ -12,6 +12,7 @@ import pytest
 import yaml
 from tests.helpers import Kubectl, eventually, get, operator_running, pods, status
 from tests.integration.test_operator import (
+    PIPELINE,
     _init_status,
     apply,
     condition,
@@ -24,32 +25,12 @@ pytestmark = pytest.mark.integration
 
 ATTEMPT_LABEL = "initpipeline.io/attempt"
 
-PIPELINE = """
-apiVersion: initpipeline.io/v1alpha1
-kind: InitPipeline
-metadata:
-  name: web
-spec:
-  steps:
-    - name: wait-db
-      waitFor:
-        - tcp: mydb:5432
-    - name: migrate
-      run: {image: "docker.io/library/busybox:1.36.1-musl", command: ["sh", "-c", "exit 1"]}
-  template:
-    spec:
-      restartPolicy: Never
-      # No scheduler serves this name: no kubelet writes the Pods' status, the tests do.
-      schedulerName: initpipeline-tests-unscheduled
-      containers:
-        - name: app
-          image: docker.io/library/busybox:1.36.1-musl
-          command: ["sleep", "3600"]
-"""
-
 
 def pipeline(**spec: Any) -> dict[str, Any]:
+    """test_operator's pipeline (wait-db, then fetch; its Pods never scheduled) as a one-off
+    Pod: restartPolicy Never."""
     body: dict[str, Any] = yaml.safe_load(PIPELINE)
+    body["spec"]["template"]["spec"]["restartPolicy"] = "Never"
     body["spec"].update(spec)
     return body
 
@@ -64,37 +45,41 @@ def operator(kubeconfig: str, namespace: str) -> Iterator[None]:
         yield
 
 
-def done(started: str, finished: str) -> dict[str, Any]:
-    return {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started,
-                           "finishedAt": finished}}  # fmt: skip
+def ended(code: int, started: str, finished: str, message: str = "") -> dict[str, Any]:
+    """A container state: terminated with `code`."""
+    reason = "Completed" if code == 0 else "Error"
+    state = {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished}
+    return {"terminated": {**state, **({"message": message} if message else {})}}
 
 
-def failed_at_migrate(message: str) -> dict[str, Any]:
-    """The kubelet's report of a Never Pod whose migrate step exited 1."""
-    exited = {"terminated": {"exitCode": 1, "reason": "Error", "message": message,
-                             "startedAt": "2026-11-25T10:00:04Z",
-                             "finishedAt": "2026-11-25T10:00:05Z"}}  # fmt: skip
+WAITED = ended(0, "2026-11-25T10:00:01Z", "2026-11-25T10:00:03Z")
+
+
+def failed(*steps: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """The kubelet's report of a Never Pod that failed, its steps in these states."""
     return {
         "phase": "Failed",
         "conditions": [{"type": "PodScheduled", "status": "True"}],
-        "initContainerStatuses": [
-            _init_status("wait-db", done("2026-11-25T10:00:01Z", "2026-11-25T10:00:03Z")),
-            _init_status("migrate", exited),
-        ],
+        "initContainerStatuses": [_init_status(name, state) for name, state in steps],
     }
 
 
-def timed_out_waiting() -> dict[str, Any]:
-    """The kubelet's report of a Never Pod whose wait step gave up (exit 124)."""
-    message = "WaitTimeout: mydb:5432 not met after 5s: connection refused"
-    exited = {"terminated": {"exitCode": 124, "reason": "Error", "message": message,
-                             "startedAt": "2026-11-25T10:01:01Z",
-                             "finishedAt": "2026-11-25T10:01:06Z"}}  # fmt: skip
-    return {
-        "phase": "Failed",
-        "conditions": [{"type": "PodScheduled", "status": "True"}],
-        "initContainerStatuses": [_init_status("wait-db", exited)],
-    }
+NOT_FOUND = "wget: server returned error: HTTP/1.1 404 Not Found"
+FETCH_FAILED = failed(
+    ("wait-db", WAITED),
+    ("fetch", ended(1, "2026-11-25T10:00:04Z", "2026-11-25T10:00:05Z", NOT_FOUND)),
+)
+WAIT_TIMED_OUT = failed(
+    (
+        "wait-db",
+        ended(
+            124,
+            "2026-11-25T10:01:01Z",
+            "2026-11-25T10:01:06Z",
+            "WaitTimeout: mydb:5432 not met after 5s: connection refused",
+        ),
+    )
+)
 
 
 def attempt_pod(kubectl: Kubectl, namespace: str, attempt: int) -> dict[str, Any] | None:
@@ -120,7 +105,7 @@ def test_failed_pods_are_replaced_until_the_retries_run_out(
 ) -> None:
     apply(kubectl, namespace, pipeline(retries=2))
     first = eventually(lambda: attempt_pod(kubectl, namespace, 1))
-    set_pod_status(kubectl, namespace, name_of(first), failed_at_migrate("relation users exists"))
+    set_pod_status(kubectl, namespace, name_of(first), FETCH_FAILED)
 
     second = eventually(lambda: attempt_pod(kubectl, namespace, 2))
     assert name_of(second) == f"{name_of(first)}-retry1"
@@ -134,21 +119,21 @@ def test_failed_pods_are_replaced_until_the_retries_run_out(
         "podName": name_of(first),
         "finishedAt": "2026-11-25T10:00:05Z",
         "reason": "StepFailed",
-        "message": "step 2/2 migrate: exit code 1 (Error): relation users exists",
+        "message": f"step 2/2 fetch: exit code 1 (Error): {NOT_FOUND}",
     }
     assert entry["createdAt"] == first["metadata"]["creationTimestamp"]
     assert [(s["name"], s["state"], s.get("exitCode")) for s in entry["steps"]] == [
         ("wait-db", "Succeeded", 0),
-        ("migrate", "Failed", 1),
+        ("fetch", "Failed", 1),
     ]
     [row] = table(kubectl("get", "ipl", namespace=namespace).stdout)
     assert list(row) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "ATTEMPT", "AGE"]
     assert (row["STATUS"], row["CURRENT"], row["ATTEMPT"]) == ("Pending", "wait-db", "2/3")
     assert name_of(first) in [name_of(p) for p in pods(kubectl, namespace)]  # kept for its logs
 
-    set_pod_status(kubectl, namespace, name_of(second), failed_at_migrate("relation users exists"))
+    set_pod_status(kubectl, namespace, name_of(second), FETCH_FAILED)
     third = eventually(lambda: attempt_pod(kubectl, namespace, 3))
-    set_pod_status(kubectl, namespace, name_of(third), timed_out_waiting())
+    set_pod_status(kubectl, namespace, name_of(third), WAIT_TIMED_OUT)
 
     st = eventually(lambda: (s := status(kubectl, namespace)) and ready(s)[2] == "True" and s)
     assert ready(st) == (
@@ -170,7 +155,7 @@ def test_failed_pods_are_replaced_until_the_retries_run_out(
     retrying = sorted(e["message"] for e in events["items"] if e["reason"] == "Retrying")
     assert retrying == [
         f"pod {name_of(pod)} (attempt {n}) failed and was replaced: "
-        "step 2/2 migrate: exit code 1 (Error): relation users exists"
+        f"step 2/2 fetch: exit code 1 (Error): {NOT_FOUND}"
         for n, pod in ((1, first), (2, second))
     ]
 
@@ -219,10 +204,7 @@ def test_a_scheduled_pod_past_its_deadline_is_left_to_the_kubelet_and_names_its_
     kubelet = {
         "phase": "Pending",
         "conditions": [{"type": "PodScheduled", "status": "True"}],
-        "initContainerStatuses": [
-            _init_status("wait-db", done("2026-11-25T10:00:01Z", "2026-11-25T10:00:03Z")),
-            _init_status("migrate", running),
-        ],
+        "initContainerStatuses": [_init_status("wait-db", WAITED), _init_status("fetch", running)],
     }
     set_pod_status(kubectl, namespace, name_of(pod), kubelet)
 
@@ -234,20 +216,18 @@ def test_a_scheduled_pod_past_its_deadline_is_left_to_the_kubelet_and_names_its_
         ),
         timeout=90,
     )
-    assert stopped["metadata"]["annotations"]["initpipeline.io/deadline-exceeded"] == "migrate"
+    assert stopped["metadata"]["annotations"]["initpipeline.io/deadline-exceeded"] == "fetch"
     assert stopped["status"]["phase"] == "Pending"  # the kubelet's to stop, not the operator's
     st = eventually(lambda: (s := status(kubectl, namespace)) and ready(s)[2] == "True" and s)
-    message = f"step 2/2 migrate: {DEADLINE.format(15)}"
+    message = f"step 2/2 fetch: {DEADLINE.format(15)}"
     assert ready(st) == ("DeadlineExceeded", message, "True")
 
-    # The kubelet stops it: the Pod Failed, migrate killed.
-    killed = {"terminated": {"exitCode": 137, "reason": "Error",
-                             "startedAt": "2026-11-25T10:00:04Z",
-                             "finishedAt": "2026-11-25T10:00:16Z"}}  # fmt: skip
+    # The kubelet stops it: the Pod Failed, fetch killed.
+    killed = ended(137, "2026-11-25T10:00:04Z", "2026-11-25T10:00:16Z")
     kubelet["phase"] = "Failed"
     kubelet["reason"] = "DeadlineExceeded"
     kubelet["message"] = "Pod was active on the node longer than the specified deadline"
-    kubelet["initContainerStatuses"][1] = _init_status("migrate", killed)
+    kubelet["initContainerStatuses"][1] = _init_status("fetch", killed)
     set_pod_status(kubectl, namespace, name_of(pod), kubelet)
     st = eventually(
         lambda: (s := status(kubectl, namespace))["steps"][1].get("exitCode") == 137 and s
