@@ -697,12 +697,18 @@ INVALID: list[Any] = [
     ),
     pytest.param(
         minimal(retries=21, template=_template_with(restartPolicy="Never")),
-        ["spec.retries", "should be less than or equal to 20"],
+        [
+            "spec.retries: Invalid value: 21: "
+            "spec.retries in body should be less than or equal to 20"
+        ],
         id="too-many-retries",
     ),
     pytest.param(
         minimal(activeDeadlineSeconds=0),
-        ["spec.activeDeadlineSeconds", "should be greater than or equal to 1"],
+        [
+            "spec.activeDeadlineSeconds: Invalid value: 0: "
+            "spec.activeDeadlineSeconds in body should be greater than or equal to 1"
+        ],
         id="deadline-zero",
     ),
     pytest.param(
