@@ -28,7 +28,7 @@ from initpipeline.informer import Change, Informer
 from initpipeline.kube import PODS, ApiError, Kube, Obj, Resource, transient
 from initpipeline.messages import wait_report
 from initpipeline.names import PIPELINE_LABEL, RELEASED_ANNOTATION
-from initpipeline.plan import current_pods, plan_pods, release_value
+from initpipeline.plan import current_pods, deadlines, plan_pods, release_value
 from initpipeline.render import spec_hash
 from initpipeline.settings import Settings
 from initpipeline.spec import API_VERSION, KIND, PLURAL, InvalidSpec, Pipeline, parse_pipeline
@@ -281,6 +281,7 @@ class Controller:
                 self._refused.add(key)
             else:
                 self._refused.discard(key)
+            await self._enforce_deadlines(pipeline, pods)
         waiting = self._api_waiting(pipeline, previous)
         await self._release(pipeline, current_pods(pipeline, pods), waiting)
         revision = spec_hash(pipeline.spec)
@@ -319,6 +320,30 @@ class Controller:
                     raise
                 return f"pod {manifest['metadata']['name']}: {error.message}"
         return None
+
+    async def _enforce_deadlines(self, pipeline: Pipeline, pods: Sequence[Obj]) -> None:
+        """Stop the Pods whose start-up outlived spec.activeDeadlineSeconds (`deadlines`
+        decides how), and look at the pipeline again when the next deadline falls, not only
+        on the next event. A Pod that changed since it was read (409) is left to the pass
+        its change event brings."""
+        due = deadlines(pipeline, pods, _now())
+        if due.next_in is not None:
+            self.queue.add_after((pipeline.namespace, pipeline.name), due.next_in)
+        for expiry in due.expired:
+            name = expiry.pod["metadata"]["name"]
+            try:
+                patched = await self.kube.merge_patch(
+                    PODS.path(pipeline.namespace, name), expiry.patch
+                )
+                if patched is not None and expiry.unscheduled is not None:
+                    version = patched["metadata"]["resourceVersion"]
+                    await self.kube.merge_patch(
+                        PODS.path(pipeline.namespace, name, "status"),
+                        {"metadata": {"resourceVersion": version}, "status": expiry.unscheduled},
+                    )
+            except ApiError as error:
+                if error.status != 409:
+                    raise
 
     async def _release(
         self,

@@ -8,6 +8,14 @@ from initpipeline.spec import GROUP, RESERVED_PREFIX
 PIPELINE_LABEL: Final = f"{GROUP}/pipeline"
 SPEC_HASH_LABEL: Final = f"{GROUP}/spec-hash"
 REPLICA_LABEL: Final = f"{GROUP}/replica"
+# ... and, on a replacement of a failed Pod (spec.retries), which attempt: "2" on the first
+# retry; absent on the first attempt.
+ATTEMPT_LABEL: Final = f"{GROUP}/attempt"
+
+# Set by the operator on a Pod whose start-up outlived spec.activeDeadlineSeconds: the step
+# it was on. With it the operator sets the Pod's own activeDeadlineSeconds to 1, so the
+# kubelet stops the Pod (or, not scheduled yet, marks it Failed itself).
+DEADLINE_ANNOTATION: Final = f"{GROUP}/deadline-exceeded"
 
 # The operator's signal to a Pod: the comma-separated names of the wait steps whose
 # API-side targets (service, job, resource) hold. Projected into the wait containers

@@ -244,6 +244,14 @@ def test_zero_replicas_and_suspend_are_accepted(kubectl: Kubectl, namespace: str
     assert result.returncode == 0, result.stderr
 
 
+def test_deadline_and_retries_under_never_are_accepted(kubectl: Kubectl, namespace: str) -> None:
+    never = _template_with(restartPolicy="Never")
+    result = apply(kubectl, namespace, minimal(activeDeadlineSeconds=60, retries=2, template=never))
+    assert result.returncode == 0, result.stderr
+    result = apply(kubectl, namespace, minimal("always", activeDeadlineSeconds=60))
+    assert result.returncode == 0, result.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # Refused, with a message naming the field
 # ---------------------------------------------------------------------------------------------
@@ -672,6 +680,38 @@ INVALID: list[Any] = [
         id="negative-replicas",
     ),
     pytest.param(
+        minimal(retries=2),
+        [
+            "spec.retries: Forbidden: "
+            "only allowed with spec.template.spec.restartPolicy Never (here: Always)"
+        ],
+        id="retries-without-never",
+    ),
+    pytest.param(
+        minimal(retries=1, template=_template_with(restartPolicy="OnFailure")),
+        [
+            "spec.retries: Forbidden: "
+            "only allowed with spec.template.spec.restartPolicy Never (here: OnFailure)"
+        ],
+        id="retries-under-on-failure",
+    ),
+    pytest.param(
+        minimal(retries=21, template=_template_with(restartPolicy="Never")),
+        [
+            "spec.retries: Invalid value: 21: "
+            "spec.retries in body should be less than or equal to 20"
+        ],
+        id="too-many-retries",
+    ),
+    pytest.param(
+        minimal(activeDeadlineSeconds=0),
+        [
+            "spec.activeDeadlineSeconds: Invalid value: 0: "
+            "spec.activeDeadlineSeconds in body should be greater than or equal to 1"
+        ],
+        id="deadline-zero",
+    ),
+    pytest.param(
         minimal(template={"metadata": {"labels": {"app": "x"}}}),
         [
             "spec.template.spec: Required value",
@@ -894,22 +934,26 @@ def _columns(status: Manifest) -> dict[str, str]:
     """What the printer columns show for `status`."""
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     return {"NAME": "shop-web", "READY": status["ready"], "STEPS": status["progress"],
-            "STATUS": ready["reason"], "CURRENT": status["currentStep"]}  # fmt: skip
+            "STATUS": ready["reason"], "CURRENT": status["currentStep"],
+            "ATTEMPT": status["attempt"]}  # fmt: skip
 
 
 def test_printer_columns(kubectl: Kubectl, namespace: str, shop_web: Written) -> None:
     row = _table(kubectl("get", "ipl", shop_web.name, namespace=namespace).stdout)
-    assert list(row) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE"]
+    assert list(row) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "ATTEMPT", "AGE"]
     del row["AGE"]
     assert row == _columns(shop_web.status)
     assert row == {"NAME": "shop-web", "READY": "0/1", "STEPS": "0/6",
-                   "STATUS": "WaitingForDependency", "CURRENT": "wait-deps"}  # fmt: skip
+                   "STATUS": "WaitingForDependency", "CURRENT": "wait-deps",
+                   "ATTEMPT": ""}  # fmt: skip
 
 
 def test_wide_printer_columns(kubectl: Kubectl, namespace: str, shop_web: Written) -> None:
     out = kubectl("get", "ipl", shop_web.name, "-o", "wide", namespace=namespace).stdout
     row = _table(out)
-    assert list(row) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE", "POD", "MESSAGE"]
+    assert list(row) == [
+        "NAME", "READY", "STEPS", "STATUS", "CURRENT", "ATTEMPT", "AGE", "POD", "MESSAGE",
+    ]  # fmt: skip
     del row["AGE"]
     [pod] = shop_web.status["pods"]
     assert row == {**_columns(shop_web.status), "POD": pod["name"],

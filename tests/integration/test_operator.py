@@ -429,8 +429,9 @@ def test_printer_columns(operator: None, kubectl: Kubectl, namespace: str) -> No
     assert st["message"] == condition(st, "Ready")["message"] == message
     row = {"NAME": "web", "READY": "0/1", "STEPS": "0/2", "STATUS": "WaitingForDependency"}
     row["CURRENT"] = "wait-db"
+    row["ATTEMPT"] = ""  # no spec.retries
     [plain] = table(kubectl("get", "ipl", namespace=namespace).stdout)
-    assert list(plain) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "AGE"]
+    assert list(plain) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "ATTEMPT", "AGE"]
     assert {k: v for k, v in plain.items() if k != "AGE"} == row
     [wide] = table(kubectl("get", "ipl", "-o", "wide", namespace=namespace).stdout)
     assert list(wide) == [*plain, "POD", "MESSAGE"]

@@ -226,6 +226,7 @@ ALLOWED = [
     ("delete", "pods"),
     ("patch", "pods"),
     ("get", "pods/log"),
+    ("patch", "pods/status"),  # an unscheduled Pod past spec.activeDeadlineSeconds: Failed
     ("list", "services"),
     ("watch", "services"),
     ("list", "endpointslices.discovery.k8s.io"),

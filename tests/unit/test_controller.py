@@ -5,6 +5,7 @@ once, then records metrics and events (against a fake API module)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
@@ -351,3 +352,95 @@ async def test_a_failing_key_is_requeued_with_backoff_not_at_the_resync_period(
     assert ctl.queue.failures(("shop", "web")) == 1
     due = ctl.queue._due[("shop", "web")] - before
     assert at_least <= due < at_least * 1.5  # the backoff (or Retry-After), not a resync
+
+
+# --------------------------------------------------------------------------- start-up deadline
+
+
+class DeadlineKube(FakeKube):
+    """Answers Pod patches as the API server does (the patched Pod, a new resourceVersion),
+    or with `refusal`."""
+
+    def __init__(self, refusal: ApiError | None = None) -> None:
+        super().__init__()
+        self.refusal = refusal
+
+    async def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        if "/pods/" not in path:
+            return await super().merge_patch(path, patch)
+        self.patches.append((path, patch))
+        if self.refusal is not None:
+            raise self.refusal
+        return {"metadata": {"name": path.split("/")[6], "resourceVersion": "201"}}
+
+
+def deadline_body(seconds: int) -> dict[str, Any]:
+    body = pipeline_body()
+    body["spec"].update(replicas=1, activeDeadlineSeconds=seconds)
+    return body
+
+
+def created_pod(body: dict[str, Any], age: float) -> dict[str, Any]:
+    """The pipeline's Pod, unscheduled, created `age` seconds ago."""
+    pod = render_pod(parse_pipeline(body), 0, Settings().step_image)
+    created = datetime.now(UTC) - timedelta(seconds=age)
+    pod["metadata"].update(
+        uid="p0", resourceVersion="150", creationTimestamp=created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    pod["status"] = {"phase": "Pending"}
+    return pod
+
+
+async def test_a_pipeline_is_woken_when_its_next_start_up_deadline_falls() -> None:
+    ctl = controller(DeadlineKube())
+    body = deadline_body(60)
+    before = asyncio.get_running_loop().time()
+
+    await ctl.reconcile(body, [created_pod(body, age=20)])
+
+    due = ctl.queue._due[("shop", "web")] - before
+    assert 38 <= due <= 41  # 60 s after the Pod's creation (whole seconds), not the resync
+
+
+async def test_an_unscheduled_pod_past_its_deadline_is_annotated_then_marked_failed() -> None:
+    kube = DeadlineKube()
+    body = deadline_body(60)
+    pod = created_pod(body, age=61)
+    name = pod["metadata"]["name"]
+
+    await controller(kube).reconcile(body, [pod])
+
+    pod_patches = [(path, patch) for path, patch in kube.patches if "/pods/" in path]
+    assert pod_patches == [
+        (
+            f"/api/v1/namespaces/shop/pods/{name}",
+            {
+                "metadata": {
+                    "resourceVersion": "150",
+                    "annotations": {"initpipeline.io/deadline-exceeded": "wait-db"},
+                },
+                "spec": {"activeDeadlineSeconds": 1},
+            },
+        ),
+        (
+            f"/api/v1/namespaces/shop/pods/{name}/status",
+            {
+                "metadata": {"resourceVersion": "201"},  # the version the first patch made
+                "status": {
+                    "phase": "Failed",
+                    "reason": "DeadlineExceeded",
+                    "message": "start-up not done within 60s of the pod's creation "
+                    "(spec.activeDeadlineSeconds); no node had started it",
+                },
+            },
+        ),
+    ]
+
+
+async def test_a_pod_that_changed_since_it_was_read_is_left_to_the_next_pass() -> None:
+    kube = DeadlineKube(refusal=ApiError(409, "Conflict", "the object has been modified"))
+    body = deadline_body(60)
+
+    await controller(kube).reconcile(body, [created_pod(body, age=61)])  # no error
+
+    assert len([path for path, _ in kube.patches if "/pods/" in path]) == 1

@@ -13,14 +13,19 @@ import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import yaml
 
 from initpipeline import scripts
 from initpipeline.messages import wait_report
-from initpipeline.names import SPEC_HASH_LABEL, TOOLS_CONTAINER
+from initpipeline.names import (
+    ATTEMPT_LABEL,
+    DEADLINE_ANNOTATION,
+    SPEC_HASH_LABEL,
+    TOOLS_CONTAINER,
+)
 from initpipeline.render import spec_hash
 from initpipeline.spec import Pipeline, parse_pipeline
 from initpipeline.status import (
@@ -803,6 +808,202 @@ def test_without_a_hash_the_given_pods_are_taken_as_current() -> None:
     assert status["readyReplicas"] == 1
 
 
+# --------------------------------------------------------------------------- deadline and retries
+
+DEADLINE_MESSAGE = "start-up not done within 60s of the pod's creation (spec.activeDeadlineSeconds)"
+MIGRATE_FAILED = (
+    'step 5/6 migrate: exit code 1 (Error): ERROR:  relation "users" does not exist '
+    "(SQLSTATE 42P01)"
+)
+
+
+def expired(pod: dict[str, Any], step_name: str) -> dict[str, Any]:
+    """The Pod once the operator fired its start-up deadline (on step `step_name`)."""
+    pod["metadata"].setdefault("annotations", {})[DEADLINE_ANNOTATION] = step_name
+    pod["spec"]["activeDeadlineSeconds"] = 1
+    return pod
+
+
+def attempt(name: str, number: int) -> dict[str, Any]:
+    """A recorded Pod as attempt `number` of replica 0 (the retry's name and label)."""
+    pod = recorded(name)
+    if number > 1:
+        pod["metadata"]["name"] += f"-retry{number - 1}"
+        pod["metadata"]["labels"][ATTEMPT_LABEL] = str(number)
+    pod["metadata"]["uid"] = f"uid-{number}"
+    return pod
+
+
+def test_a_start_up_past_its_deadline_fails_the_pipeline_naming_the_step() -> None:
+    pod = expired(recorded("step-2-running"), "fetch-config")
+
+    status = derive(pipeline(activeDeadlineSeconds=60), [pod])
+
+    # Under restartPolicy Always too: the Pod is stopped, nobody retries it.
+    assert kstatus(status) == ("False", "DeadlineExceeded", "False", "True")
+    assert status["message"] == f"step 2/6 fetch-config: {DEADLINE_MESSAGE}"
+    assert (status["progress"], status["currentStep"]) == ("1/6", "fetch-config")
+    assert step(status, "fetch-config") == {
+        "name": "fetch-config",
+        "type": "Download",
+        "state": "Failed",
+        "startedAt": "2026-11-25T10:00:14Z",
+        "restartCount": 0,
+        "reason": "DeadlineExceeded",
+        "message": DEADLINE_MESSAGE,
+    }
+    assert step_events(derive(pipeline(), [recorded("step-2-running")]), status) == [
+        StepEvent(
+            "Warning", "DeadlineExceeded", f"Step 2/6 fetch-config stopped: {DEADLINE_MESSAGE}"
+        )
+    ]
+
+
+def test_the_deadline_still_names_the_step_once_the_kubelet_stopped_the_pod() -> None:
+    pod = expired(recorded("step-2-running"), "fetch-config")
+    message = "Pod was active on the node longer than the specified deadline"
+    pod["status"].update(phase="Failed", reason="DeadlineExceeded", message=message)
+    fetch = pod["status"]["initContainerStatuses"][1]
+    fetch["state"] = {"terminated": {
+        "exitCode": 137, "reason": "Error", "startedAt": "2026-11-25T10:00:14Z",
+        "finishedAt": "2026-11-25T10:01:01Z",
+    }}  # fmt: skip
+
+    status = derive(pipeline(activeDeadlineSeconds=60), [pod])
+
+    assert kstatus(status) == ("False", "DeadlineExceeded", "False", "True")
+    assert status["message"] == f"step 2/6 fetch-config: {DEADLINE_MESSAGE}"
+    entry = step(status, "fetch-config")
+    assert (entry["state"], entry["exitCode"], entry["reason"]) == (
+        "Failed",
+        137,
+        "DeadlineExceeded",
+    )
+
+
+def test_a_pod_stopped_before_any_node_had_it_fails_at_its_first_step() -> None:
+    pod = expired(recorded("created"), "wait-deps")
+    pod["status"].update(phase="Failed", reason="DeadlineExceeded")
+
+    status = derive(pipeline(activeDeadlineSeconds=60), [pod])
+
+    assert status["message"] == f"step 1/6 wait-deps: {DEADLINE_MESSAGE}"
+    assert step(status, "wait-deps")["state"] == "Failed"
+
+
+def test_a_failed_attempt_with_retries_left_says_so_and_is_not_stalled() -> None:
+    status = derive(pipeline(restartPolicy="Never", retries=2), [attempt("never-step-failed", 1)])
+
+    assert kstatus(status) == ("False", "StepFailed", "True", "False")
+    assert status["message"] == f"{MIGRATE_FAILED}; retrying (attempt 2/3)"
+    assert (status["attempt"], status["retriesStatus"]) == ("1/3", [])
+
+
+def test_without_retries_the_attempt_column_is_empty() -> None:
+    status = derive(pipeline(restartPolicy="Never"), [attempt("never-step-failed", 1)])
+
+    assert kstatus(status) == ("False", "StepFailed", "False", "True")
+    assert status["message"] == MIGRATE_FAILED
+    assert (status["attempt"], status["retriesStatus"]) == ("", [])
+
+
+FIRST_ATTEMPT: Final = {
+    "replica": 0,
+    "attempt": 1,
+    "podName": "shop-web-7c9f2-0",
+    "revision": HASH,
+    "createdAt": "2026-11-25T10:00:00Z",
+    "finishedAt": "2026-11-25T10:00:24Z",  # migrate's end
+    "reason": "StepFailed",
+    "message": MIGRATE_FAILED,
+}
+
+
+def test_a_replaced_attempt_is_recorded_and_the_new_one_is_current() -> None:
+    pipe = pipeline(restartPolicy="Never", retries=2)
+    failed = derive(pipe, [attempt("never-step-failed", 1)])
+    pods = [attempt("never-step-failed", 1), attempt("step-2-running", 2)]
+
+    status = derive(pipe, pods, previous=failed)
+
+    assert kstatus(status) == ("False", "Initializing", "True", "False")
+    assert status["attempt"] == "2/3"
+    assert [p["name"] for p in status["pods"]] == ["shop-web-7c9f2-0-retry1"]
+    assert (status["progress"], status["currentStep"]) == ("1/6", "fetch-config")
+    [entry] = status["retriesStatus"]
+    assert {k: v for k, v in entry.items() if k != "steps"} == FIRST_ATTEMPT
+    assert entry["steps"] == failed["steps"]  # as status.steps showed them
+    assert step(entry, "migrate")["exitCode"] == 1
+    retrying = [e for e in step_events(failed, status) if e.reason == "Retrying"]
+    assert retrying == [
+        StepEvent(
+            "Warning",
+            "Retrying",
+            f"pod shop-web-7c9f2-0 (attempt 1) failed and was replaced: {MIGRATE_FAILED}",
+        )
+    ]
+    assert derive(pipe, pods, previous=status, now=LATER) == status  # stable
+
+
+def test_the_last_attempt_failing_stalls_with_its_own_reason() -> None:
+    pipe = pipeline(restartPolicy="Never", retries=2, activeDeadlineSeconds=60)
+    last = expired(attempt("step-2-running", 3), "fetch-config")
+    pods = [attempt("never-step-failed", 1), attempt("never-step-failed", 2), last]
+
+    status = derive(pipe, pods)
+
+    assert kstatus(status) == ("False", "DeadlineExceeded", "False", "True")
+    assert status["message"] == (
+        f"step 2/6 fetch-config: {DEADLINE_MESSAGE}; attempt 3/3, no retries left"
+    )
+    assert status["attempt"] == "3/3"
+    assert [(e["attempt"], e["podName"]) for e in status["retriesStatus"]] == [
+        (1, "shop-web-7c9f2-0"),
+        (2, "shop-web-7c9f2-0-retry1"),
+    ]
+
+
+def test_an_attempt_stopped_before_any_container_ran_ended_at_its_deadline() -> None:
+    pipe = pipeline(restartPolicy="Never", retries=1, activeDeadlineSeconds=60)
+    first = expired(attempt("created", 1), "wait-deps")
+    first["status"].update(phase="Failed", reason="DeadlineExceeded")
+
+    [entry] = derive(pipe, [first, attempt("created", 2)])["retriesStatus"]
+
+    assert (entry["createdAt"], entry["finishedAt"]) == (
+        "2026-11-25T10:00:00Z",
+        "2026-11-25T10:01:00Z",
+    )
+    assert (entry["reason"], entry["message"]) == (
+        "DeadlineExceeded",
+        f"step 1/6 wait-deps: {DEADLINE_MESSAGE}",
+    )
+
+
+def test_a_failed_pod_under_never_with_retries_left_is_retried_not_stalled() -> None:
+    pod = attempt("ready", 1)
+    pod["status"].update(phase="Failed", reason="Evicted", message="The node was low on memory.")
+
+    status = derive(pipeline(restartPolicy="Never", retries=1), [pod])
+
+    assert kstatus(status) == ("False", "PodFailed", "True", "False")
+    assert status["message"] == (
+        "pod shop-web-7c9f2-0 failed: Evicted: The node was low on memory.; retrying (attempt 2/2)"
+    )
+
+
+def test_retries_status_outlives_the_pods_of_its_revision_only() -> None:
+    pipe = pipeline(restartPolicy="Never", retries=2)
+    pods = [attempt("never-step-failed", 1), attempt("step-2-running", 2)]
+    before = derive(pipe, pods)
+
+    kept = derive(pipe, pods[1:], previous=before)  # the failed Pod was deleted
+
+    assert kept["retriesStatus"] == before["retriesStatus"]
+    new_revision = derive_status(pipe, [], {}, before, NOW, "n3wr3")
+    assert new_revision["retriesStatus"] == []
+
+
 # --------------------------------------------------------------------------- outcomes without Pods
 
 
@@ -944,11 +1145,13 @@ def test_every_recorded_pod_gives_a_schema_safe_status(name: str, policy: str) -
         "selector",
         "progress",
         "currentStep",
+        "attempt",
         "message",
         "pods",
         "steps",
         "conditions",
         "heldTargets",
+        "retriesStatus",
     }
     for entry in status["steps"]:
         assert entry["state"] in {"Pending", "Running", "Ready", "Succeeded", "Failed"}
