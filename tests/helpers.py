@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import yaml
 from kopf.testing import KopfRunner
 
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[1]
 
 # What the API server answers to a Pod with `cpu: lots` in its resources (not a quantity): the
 # PodCreationFailed message after the operator's `pod NAME: `.
@@ -47,6 +49,21 @@ def in_ci() -> bool:
     """Whether the tests run in CI, where a tier that cannot run must fail, not skip: the
     environment variable CI set to anything but "", "0", "false" or "no" (any case)."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def kubectl_binary() -> str:
+    """The kubectl built with the cluster's pins, else the one on PATH."""
+    try:
+        out = subprocess.run(
+            [str(REPO / "hack" / "build.sh"), "--print"], capture_output=True, text=True, check=True
+        ).stdout
+        for line in out.splitlines():
+            mod, _, path = line.partition(" ")
+            if mod == "kubernetes" and (Path(path) / "kubectl").exists():
+                return str(Path(path) / "kubectl")
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return shutil.which("kubectl") or "kubectl"
 
 
 class Kubectl(Protocol):
@@ -215,8 +232,6 @@ class Stream:
 
 
 # ------------------------------------------------------------------ the operator as a process
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def token_kubeconfig(
