@@ -27,8 +27,15 @@ from initpipeline.fields import condition_true
 from initpipeline.informer import Change, Informer
 from initpipeline.kube import PODS, ApiError, Kube, Obj, Resource, transient
 from initpipeline.messages import wait_report
-from initpipeline.names import PIPELINE_LABEL, RELEASED_ANNOTATION
-from initpipeline.plan import current_pods, deadlines, plan_pods, release_value
+from initpipeline.names import NUDGED_ANNOTATION, PIPELINE_LABEL, RELEASED_ANNOTATION
+from initpipeline.plan import (
+    NUDGE_AFTER_SECONDS,
+    current_pods,
+    deadlines,
+    nudge_value,
+    plan_pods,
+    release_value,
+)
 from initpipeline.render import spec_hash
 from initpipeline.settings import Settings
 from initpipeline.spec import API_VERSION, KIND, PLURAL, InvalidSpec, Pipeline, parse_pipeline
@@ -91,6 +98,8 @@ class Controller:
         self.queue: WorkQueue[Key] = WorkQueue()
         self._workers: list[asyncio.Task[None]] = []
         self._patched: dict[Key, Obj] = {}  # the API server's answers to our status writes
+        # When the operator wrote each Pod's release, by pipeline and Pod uid.
+        self._released_at: dict[Key, dict[str, float]] = {}
         self._depends_on: dict[Key, set[Dependency]] = {}
         self._dependents: dict[Dependency, set[Key]] = {}
         self._known: set[Key] = set()
@@ -251,6 +260,7 @@ class Controller:
         self._known.discard(key)
         self._refused.discard(key)
         self._patched.pop(key, None)
+        self._released_at.pop(key, None)
         self._depend(key, set())
         self._depends_on.pop(key, None)
         self.cache.release(key)
@@ -351,13 +361,33 @@ class Controller:
         pods: Sequence[Mapping[str, Any]],
         waiting: Mapping[str, Sequence[str]],
     ) -> None:
+        """Write each Pod's release annotation when more steps are released; nudge a Pod
+        whose released step still runs a while later (`nudge_value`), and look at the
+        pipeline again once that while has passed."""
+        key = (pipeline.namespace, pipeline.name)
+        now = asyncio.get_running_loop().time()
+        written = self._released_at.pop(key, {})
         for pod in pods:
+            uid = pod["metadata"]["uid"]
+            path = PODS.path(pipeline.namespace, pod["metadata"]["name"])
             value = release_value(pipeline, pod, waiting)
             if value is not None:
-                path = PODS.path(pipeline.namespace, pod["metadata"]["name"])
                 await self.kube.merge_patch(
                     path, {"metadata": {"annotations": {RELEASED_ANNOTATION: value}}}
                 )
+                written[uid] = now
+                self.queue.add_after(key, NUDGE_AFTER_SECONDS)
+                continue
+            since = written.get(uid)
+            nudge = nudge_value(pod, None if since is None else now - since)
+            if nudge is not None:
+                await self.kube.merge_patch(
+                    path, {"metadata": {"annotations": {NUDGED_ANNOTATION: nudge}}}
+                )
+        # Only the Pods at hand are remembered: the others are gone or done.
+        uids = {pod["metadata"]["uid"] for pod in pods}
+        if kept := {uid: at for uid, at in written.items() if uid in uids}:
+            self._released_at[key] = kept
 
     async def _wait_reports(
         self, pipeline: Pipeline, containers: Sequence[tuple[str, str]]

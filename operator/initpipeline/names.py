@@ -21,6 +21,11 @@ DEADLINE_ANNOTATION: Final = f"{GROUP}/deadline-exceeded"
 # API-side targets (service, job, resource) hold. Projected into the wait containers
 # through a downward API volume, so Pods need no RBAC (as Tekton does).
 RELEASED_ANNOTATION: Final = f"{GROUP}/released"
+# The release value written again under this key when a released wait container still runs
+# a while later: the kubelet can miss an annotation update when it refreshes a downward API
+# volume (kubernetes#29633) and then projects it only at its next periodic sync, a minute
+# or more later; any later update of the Pod makes it project the latest annotations.
+NUDGED_ANNOTATION: Final = f"{GROUP}/release-nudged"
 SIGNAL_VOLUME: Final = f"{RESERVED_PREFIX}signal"
 SIGNAL_DIR: Final = "/var/run/initpipeline"
 SIGNAL_FILE: Final = "released"

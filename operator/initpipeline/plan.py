@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from initpipeline.fields import as_mapping, parse_time
-from initpipeline.names import DEADLINE_ANNOTATION, RELEASED_ANNOTATION
+from initpipeline.names import DEADLINE_ANNOTATION, NUDGED_ANNOTATION, RELEASED_ANNOTATION
 from initpipeline.render import pod_name, render_pod, spec_hash
 from initpipeline.revisions import attempt_of, is_current, replica_of
 from initpipeline.spec import Pipeline, PipelineSpec
@@ -17,6 +17,9 @@ from initpipeline.status.states import Reason
 from initpipeline.status.text import deadline_exceeded
 
 Pod = Mapping[str, Any]
+
+# A released wait container still running this long after its release is nudged, once.
+NUDGE_AFTER_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,30 @@ def deadlines(pipeline: Pipeline, pods: Sequence[Pod], now: datetime) -> Deadlin
 def released_steps(pod: Pod) -> list[str]:
     value = (pod["metadata"].get("annotations") or {}).get(RELEASED_ANNOTATION, "")
     return [name for name in value.split(",") if name]
+
+
+def nudge_value(pod: Pod, released_for: float | None) -> str | None:
+    """The value to write under NUDGED_ANNOTATION, or None: once per release value, when a
+    released step's container still runs `released_for` seconds after the operator wrote
+    the release (None: not known, e.g. written by an operator that has since restarted).
+
+    A wait container notices its release within a second of the kubelet projecting it; one
+    still running after NUDGE_AFTER_SECONDS may be waiting on its in-Pod checks, or on a
+    projection the kubelet missed. One more Pod update, at most, settles the second case.
+    """
+    value = ",".join(released_steps(pod))
+    if not value or _annotations(pod).get(NUDGED_ANNOTATION) == value:
+        return None
+    if released_for is not None and released_for < NUDGE_AFTER_SECONDS:
+        return None
+    released = set(released_steps(pod))
+    statuses = as_mapping(pod.get("status")).get("initContainerStatuses") or []
+    running = any(
+        status.get("name") in released and "running" in as_mapping(status.get("state"))
+        for status in statuses
+        if isinstance(status, Mapping)
+    )
+    return value if running else None
 
 
 def release_value(pipeline: Pipeline, pod: Pod, waiting: Mapping[str, Sequence[str]]) -> str | None:

@@ -17,6 +17,8 @@ from initpipeline.controller import Controller, _pipeline_of, is_own_echo
 from initpipeline.deps import SERVICE_NAME_LABEL, Watched
 from initpipeline.informer import Change, Informer, key_of, replace_diff
 from initpipeline.kube import ApiError, transient
+from initpipeline.names import NUDGED_ANNOTATION, RELEASED_ANNOTATION
+from initpipeline.plan import NUDGE_AFTER_SECONDS
 from initpipeline.render import pod_name, render_pod
 from initpipeline.settings import Settings
 from initpipeline.spec import parse_pipeline
@@ -444,3 +446,41 @@ async def test_a_pod_that_changed_since_it_was_read_is_left_to_the_next_pass() -
     await controller(kube).reconcile(body, [created_pod(body, age=61)])  # no error
 
     assert len([path for path, _ in kube.patches if "/pods/" in path]) == 1
+
+
+# --------------------------------------------------------------------------- release and nudge
+
+
+class AnnotatingKube(FakeKube):
+    async def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append((path, patch))
+        return {"metadata": {"resourceVersion": "200", **patch.get("metadata", {})}}
+
+
+async def test_a_release_is_looked_at_again_and_a_step_still_running_is_nudged_once() -> None:
+    kube = AnnotatingKube()
+    ctl = Controller(kube=kube, settings=Settings(), unsupported_cluster=None)  # type: ignore[arg-type]
+    pipe = parse_pipeline(pipeline_body())
+    pod = wait_running_pod("web-x-0", "2026-11-25T10:00:01Z")
+    loop = asyncio.get_running_loop()
+
+    before = loop.time()
+    await ctl._release(pipe, [pod], {"wait-db": []})
+    path = f"/api/v1/namespaces/shop/pods/{pod['metadata']['name']}"
+    assert kube.patches == [(path, {"metadata": {"annotations": {RELEASED_ANNOTATION: "wait-db"}}})]
+    due = ctl.queue._due[("shop", "web")] - before
+    assert NUDGE_AFTER_SECONDS <= due <= NUDGE_AFTER_SECONDS + 1  # looked at once it may nudge
+
+    # The release is on the Pod and its step still runs: not nudged at once ...
+    pod["metadata"].setdefault("annotations", {})[RELEASED_ANNOTATION] = "wait-db"
+    await ctl._release(pipe, [pod], {"wait-db": []})
+    assert len(kube.patches) == 1
+    # ... but by an operator that does not know when it was released (it restarted), once.
+    restarted = Controller(kube=kube, settings=Settings(), unsupported_cluster=None)  # type: ignore[arg-type]
+    await restarted._release(pipe, [pod], {"wait-db": []})
+    assert kube.patches[1:] == [
+        (path, {"metadata": {"annotations": {NUDGED_ANNOTATION: "wait-db"}}})
+    ]
+    pod["metadata"]["annotations"][NUDGED_ANNOTATION] = "wait-db"
+    await restarted._release(pipe, [pod], {"wait-db": []})
+    assert len(kube.patches) == 2

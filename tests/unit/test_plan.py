@@ -8,8 +8,20 @@ from typing import Any
 
 import pytest
 
-from initpipeline.names import ATTEMPT_LABEL, DEADLINE_ANNOTATION
-from initpipeline.plan import Expiry, PodPlan, deadlines, plan_pods
+from initpipeline.names import (
+    ATTEMPT_LABEL,
+    DEADLINE_ANNOTATION,
+    NUDGED_ANNOTATION,
+    RELEASED_ANNOTATION,
+)
+from initpipeline.plan import (
+    NUDGE_AFTER_SECONDS,
+    Expiry,
+    PodPlan,
+    deadlines,
+    nudge_value,
+    plan_pods,
+)
 from initpipeline.render import pod_name, render_pod
 from initpipeline.spec import Pipeline, parse_pipeline
 
@@ -241,3 +253,34 @@ def test_the_deadline_does_not_bound_the_app_once_every_step_is_done() -> None:
     found = deadlines(pipe, [started], CREATED + timedelta(days=3))
 
     assert (found.expired, found.next_in) == ([], None)
+
+
+# --------------------------------------------------------------------------- the release's nudge
+
+
+def released_pod(released: str, state: str, nudged: str | None = None) -> dict[str, Any]:
+    annotations = {RELEASED_ANNOTATION: released}
+    if nudged is not None:
+        annotations[NUDGED_ANNOTATION] = nudged
+    return {
+        "metadata": {"name": "migrate-a1-0", "annotations": annotations},
+        "status": {"initContainerStatuses": [{"name": "wait-db", "state": {state: {}}}]},
+    }
+
+
+def test_a_released_step_still_running_a_while_later_is_nudged_once() -> None:
+    pod = released_pod("wait-db", "running")
+    assert nudge_value(pod, NUDGE_AFTER_SECONDS) == "wait-db"
+    assert nudge_value(pod, None) == "wait-db"  # released by an operator since restarted
+    assert nudge_value(released_pod("wait-db", "running", nudged="wait-db"), None) is None
+    # a later release is nudged again, once
+    assert nudge_value(released_pod("wait-db,wait-cache", "running", "wait-db"), 9.0) == (
+        "wait-db,wait-cache"
+    )
+
+
+def test_no_nudge_right_after_the_release_nor_once_the_step_ended() -> None:
+    assert nudge_value(released_pod("wait-db", "running"), NUDGE_AFTER_SECONDS / 2) is None
+    assert nudge_value(released_pod("wait-db", "terminated"), 60.0) is None
+    assert nudge_value(released_pod("other-step", "running"), 60.0) is None
+    assert nudge_value({"metadata": {"name": "p"}, "status": {}}, 60.0) is None
