@@ -150,9 +150,12 @@ def test_describe_watch_redraws_when_the_status_changes_and_ctrl_c_ends_it(
     kubectl("apply", "-f", "-", namespace=namespace, input=documents(("InitPipeline",)))
     db_pod = eventually(lambda: pod_of(kubectl, namespace, "db"))
     env = {**os.environ, "KUBECONFIG": kubeconfig}
+    # Ctrl-C as a terminal sends it: SIGINT's default action, even where this run inherited
+    # it ignored (a shell's background job ignores SIGINT, and so do its children).
     watcher = subprocess.Popen(
         [str(BIN / "initpipeline"), "describe", "db", "-n", namespace, "--watch"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert watcher.stdout is not None
