@@ -22,7 +22,7 @@ import subprocess
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import pytest
 import yaml
@@ -766,6 +766,80 @@ def test_11_failures_step_failed_restarts_and_wait_timeout(
     assert_truthful(
         recs["times-out"].statuses, allowed=("Pending", "WaitingForDependency", "WaitTimeout")
     )
+
+
+REPORTS_DB: Final = [
+    {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "reports-db"},
+        "spec": {"selector": {"app": "reports-db"}, "ports": [{"port": 5432, "targetPort": 8080}]},
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "reports-db", "labels": {"app": "reports-db"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "db", "image": "localhost/initpipeline/httpd:1"}],
+        },
+    },
+]
+
+
+def test_13_a_start_up_past_its_deadline_fails_the_attempt_and_the_retry_goes_on(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    apply(kubectl, namespace, "13-deadline-and-retries.yaml")
+    # No reports-db: the first attempt's start-up outlives its 30 s and is stopped.
+    st = status_when(
+        kubectl,
+        namespace,
+        "nightly-report",
+        lambda s: len(s.get("retriesStatus") or []) == 1 and s.get("attempt") == "2/3",
+    )
+    [first] = st["retriesStatus"]
+    deadline = (
+        "step 1/2 wait-db: start-up not done within 30s of the pod's creation"
+        " (spec.activeDeadlineSeconds)"
+    )
+    assert (first["attempt"], first["reason"], first["message"]) == (
+        1,
+        "DeadlineExceeded",
+        deadline,
+    )
+    assert step(first, "wait-db")["state"] == "Failed"
+    assert ipl_columns(kubectl, namespace, "nightly-report")["ATTEMPT"] == "2/3"
+    # The failed attempt's Pod is kept for its logs; the kubelet stopped it.
+    stopped = eventually(
+        lambda: next(
+            (
+                p
+                for p in pods(kubectl, namespace, "nightly-report")
+                if p["metadata"]["name"] == first["podName"]
+                and (p.get("status") or {}).get("phase") == "Failed"
+            ),
+            None,
+        ),
+        timeout=TIMEOUT,
+    )
+    assert stopped["status"]["reason"] == "DeadlineExceeded"
+
+    # reports-db comes up: the running attempt goes on, within its own 30 s.
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        namespace=namespace,
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": REPORTS_DB}),
+    )
+    st = status_when(kubectl, namespace, "nightly-report", lambda s: s.get("progress") == "2/2")
+    assert st["attempt"] == "2/3"
+    assert [e["attempt"] for e in st["retriesStatus"]] == [1]
+    assert step(st, "check-schema")["message"] == "schema v42 found"
+    assert eventually(lambda: events_of(kubectl, namespace, "nightly-report", "Retrying")) == [
+        f"pod {first['podName']} (attempt 1) failed and was replaced: {deadline}"
+    ]
 
 
 def test_12_deleted_pod_is_recreated_and_runs_every_step_again(
