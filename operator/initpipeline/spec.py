@@ -458,6 +458,17 @@ class Step(_Model):
         """True when the operator must release this wait step (service, job, resource)."""
         return any(target.checked_by_operator for target in self.targets)
 
+    @property
+    def has_pod_checks(self) -> bool:
+        """True when this wait step's container checks something itself (an in-Pod target,
+        or a service's `port`): only then does its log say more than "checked by the
+        operator"."""
+        return any(
+            not target.checked_by_operator
+            or (target.kind is TargetKind.SERVICE and target.port is not None)
+            for target in self.targets
+        )
+
 
 _DECLARED = ("name", "image", "restartPolicy", "readinessProbe")
 _RESTART_POLICIES = ("Always", "OnFailure", "Never")

@@ -348,6 +348,26 @@ def test_wait_logs_to_read_names_the_representative_running_wait_container() -> 
     assert wait_logs_to_read(pipe, [ahead, running], HASH) == [(POD, "wait-deps")]
 
 
+@pytest.mark.parametrize(
+    ("targets", "read"),
+    [
+        ([{"service": "mydb"}, {"job": "db-migrate"}], False),  # only placeholders in its log
+        ([{"service": "mydb", "port": 5432}], True),  # the port is checked in the Pod
+        ([{"job": "db-migrate"}, {"tcp": "mysql:3306"}], True),
+    ],
+    ids=["operator-only", "service-port", "mixed"],
+)
+def test_a_wait_step_log_is_read_only_when_the_step_checks_something_in_the_pod(
+    targets: list[dict[str, Any]], read: bool
+) -> None:
+    steps = example_body()["spec"]["steps"]
+    steps[0]["waitFor"] = targets
+    expected = [("shop-web-7c9f2-0", "wait-deps")] if read else []
+    assert wait_logs_to_read(pipeline(steps=steps), [recorded("wait-step-running")], HASH) == (
+        expected
+    )
+
+
 def test_second_step_running_after_the_first_succeeded() -> None:
     status = derive(pipeline(), [recorded("step-2-running")])
 

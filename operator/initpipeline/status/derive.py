@@ -98,12 +98,15 @@ def wait_logs_to_read(
     pipeline: Pipeline, pods: Sequence[Mapping[str, Any]], current_hash: str | None = None
 ) -> list[tuple[str, str]]:
     """(pod name, container name) of the running wait containers whose `wait_report`
-    `derive_status` uses (the representative Pod's; none when it does not wait)."""
+    `derive_status` uses (the representative Pod's; none when it does not wait, or when
+    its step checks nothing in the Pod: then the log holds only placeholders)."""
     rep = current_pods(pipeline, pods, current_hash).rep
     if rep is None or (name := _waiting_step(pipeline, rep)) is None:
         return []
     index = rep.current
     assert index is not None
+    if not pipeline.spec.steps[index].has_pod_checks:
+        return []
     return [(rep.name, name)] if rep.steps[index].state is StepState.RUNNING else []
 
 
