@@ -6,7 +6,8 @@ server's timeout) resumes from recent history. Whenever the informer lists again
 the version fell out of the API server's watch cache; or any failed watch), the store is
 REPLACED by what the list returned and a change is emitted for every key that appeared,
 changed or disappeared (`replace_diff`): an object deleted while the watch was down is seen
-deleted, which an index fed by watch events only (Kopf's) never sees.
+deleted, which an index fed by watch events only (Kopf's) never sees. Objects are stored
+without their managedFields (`slim`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ def key_of(obj: Mapping[str, Any]) -> Key:
 
 def _version(obj: Mapping[str, Any] | None) -> str:
     return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
+
+
+def slim(obj: Obj) -> Obj:
+    """The object as stored: without `metadata.managedFields` (server-side apply's record of
+    who set which field, a third of a Pod's size, read by nothing here; client-go's
+    TransformStripManagedFields). Changes `obj`, freshly decoded, in place."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
 
 
 def replace_diff(old: Mapping[Key, Obj], new: Mapping[Key, Obj]) -> list[Change]:
@@ -160,7 +171,7 @@ class Informer:
 
     async def _list(self, path: str) -> str:
         items, version = await self._kube.list(path, label_selector=self._selector)
-        listed = {key_of(item): item for item in items}
+        listed = {key_of(item): slim(item) for item in items}
         changes = replace_diff(self.store, listed)
         if self.synced.is_set():
             self.relists += 1
@@ -182,7 +193,7 @@ class Informer:
                 path, version, label_selector=self._selector, seconds=seconds, bookmarks=True
             ):
                 version = _version(obj) or version
-                change = apply_event(self.store, kind, obj)
+                change = apply_event(self.store, kind, slim(obj))
                 if change is not None:
                     self._emit(change)
             if loop.time() - began < 1:  # ended at once (a proxy's doing?): no busy loop

@@ -128,3 +128,31 @@ async def test_a_relist_forgets_what_was_deleted_in_the_gap(gap: Exception) -> N
     assert informer.by_index("a") == [] and len(informer.by_index("c")) == 1
     assert informer.relists == 1
     assert kube.watched_from[0] == "100"  # from the list's version; the bookmark advanced it
+
+
+async def test_objects_are_stored_without_managed_fields() -> None:
+    def owned(name: str, version: str) -> dict[str, Any]:
+        found = obj(name, version)
+        found["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+        return found
+
+    # listed, then watched; after the gap a relist that shows neither
+    kube = GapKube(lists=[[owned("listed", "1")], []], events=[("ADDED", owned("watched", "2"))])
+    stored: list[dict[str, Any]] = []
+    relisted = asyncio.Event()
+
+    def on_change(change: Change) -> None:
+        if change.new is not None:
+            stored.append(change.new)
+        elif change.key == ("shop", "watched"):
+            relisted.set()
+
+    async def locate() -> str | None:
+        return "/api/v1/pods"
+
+    informer = Informer(kube, "pods", locate, on_change)  # type: ignore[arg-type]
+    informer.start()
+    await asyncio.wait_for(relisted.wait(), 5)
+    await informer.stop()
+    assert [o["metadata"]["name"] for o in stored] == ["listed", "watched"]
+    assert all("managedFields" not in o["metadata"] for o in stored)
