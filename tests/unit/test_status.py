@@ -362,7 +362,7 @@ def test_a_wait_step_log_is_read_only_when_the_step_checks_something_in_the_pod(
 ) -> None:
     steps = example_body()["spec"]["steps"]
     steps[0]["waitFor"] = targets
-    expected = [("shop-web-7c9f2-0", "wait-deps")] if read else []
+    expected = [(POD, "wait-deps")] if read else []
     assert wait_logs_to_read(pipeline(steps=steps), [recorded("wait-step-running")], HASH) == (
         expected
     )
