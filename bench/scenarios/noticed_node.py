@@ -28,9 +28,9 @@ from bench import operator
 from bench.common import BUSYBOX, Watcher, namespaces, pipeline
 from bench.context import Context, env_float, env_int
 from bench.kube import JOBS, PIPELINES, PODS, ROLEBINDINGS, ROLES, SERVICES, Obj
-from bench.report import Row, Table, at_most
+from bench.report import Table
+from bench.scenarios import noticed
 from bench.scenarios.whole import APP, HTTPD, NO_GRACE, owner_of, pod_ready
-from bench.stats import percentile
 
 KINDS = ("service", "job", "resource", "tcp", "http", "dns", "file", "command")
 BY_OPERATOR = ("job", "resource")  # no hand-written baseline: it would need kubectl and RBAC
@@ -306,21 +306,7 @@ def table(
         f"(d) on the node: dependency ready -> wait container exits, {rounds} rounds",
         "init container by hand (until CHECK; do sleep 2; done)",
     )
-    target = at_most(1.0, "p99 <= 1 s")
-    for kind in KINDS:
-        for phase, after in phases.items():
-            ours = seen[(kind, phase, True)]
-            by_hand = seen.get((kind, phase, False), [])
-            result.add(
-                Row(
-                    f"{kind}, ready after {after:g} s, p99",
-                    percentile(ours, 99),
-                    percentile(by_hand, 99),
-                    "s",
-                    target,
-                    note=f"p50 {percentile(ours, 50):.2f} s",
-                )
-            )
+    noticed.add_rows(result, KINDS, phases, seen)
     result.notes.append(
         "job and resource are checked by the operator only (a loop by hand would need kubectl"
         " and RBAC in the Pod); the figures include the kubelet's status relist (about 1 s)"
