@@ -114,7 +114,8 @@ def restart(*components: str, flags: str | None = None) -> float:
     if flags is not None:
         env["INITPIPELINE_APISERVER_FLAGS"] = flags
     started = time.monotonic()
-    subprocess.run([CLUSTER, "restart", *components], env=env, check=True, capture_output=True)
+    done = subprocess.run([CLUSTER, "restart", *components], env=env, capture_output=True)
+    assert done.returncode == 0, f"restart {' '.join(components)} failed:\n{done.stderr.decode()}"
     return time.monotonic() - started
 
 
