@@ -101,7 +101,7 @@ test-chaos: cluster-build ## The fault tier alone: operator SIGKILLs, API-server
 	uv run pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: ## Benchmarks against same-run baselines (BENCH_SCENARIOS=a,b,c,f BENCH_SIZES=1,100,1000); tables in bench/results/
+bench: ## Benchmarks against same-run baselines (BENCH_SCENARIOS=a,b,c,d,f,g BENCH_SIZES=1,100,1000); tables in bench/results/
 	uv run python -m bench
 
 .PHONY: run

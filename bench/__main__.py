@@ -1,13 +1,16 @@
 """`python -m bench [scenario ...]`: run the scenarios, print and save their tables.
 
-Scenarios: a (burst), b (status lag), c (API requests), f (idle cost); d (wait step exit on
-the node) and e (whole pipeline against a hand-written Pod) are not written yet. Environment:
+Scenarios: a (burst), b (status lag), c (API requests), d (wait step exit, the script's part),
+dn (wait step exit on the node, every target kind), e (whole pipeline against a hand-written
+Pod, on the node), f (idle cost), g (API clients compared). Environment:
   BENCH_SCENARIOS   comma-separated scenarios (default: all; arguments win)
   BENCH_SIZES       burst sizes for (a) (default 1,100,1000)
   BENCH_CONCURRENCY creates in flight (default 10)
   BENCH_OPERATOR_ENV settings for the operator, e.g. "INITPIPELINE_WORKERS=16" (the shell's
                     own INITPIPELINE_* variables are not passed on)
-  BENCH_LAG_SIZE, BENCH_IDLE_SIZE, BENCH_IDLE_SECONDS, BENCH_LIFECYCLE_SIZE, BENCH_LAG_SAMPLE
+  BENCH_LAG_SIZE, BENCH_IDLE_SIZE, BENCH_IDLE_SECONDS, BENCH_LIFECYCLE_SIZE, BENCH_LAG_SAMPLE,
+  BENCH_WHOLE_ROUNDS, BENCH_NOTICED_ROUNDS, BENCH_CLIENTS, BENCH_CLIENTS_COUNT,
+  BENCH_CLIENTS_ROUNDS
                     see each scenario's module
   KUBECONFIG        default /tmp/initpipeline-cluster/kubeconfig
 """
@@ -27,14 +30,17 @@ from pathlib import Path
 from bench.context import Context
 from bench.kube import Kube
 from bench.report import document, markdown
-from bench.scenarios import burst, idle, lag, noticed, requests
+from bench.scenarios import burst, clients, idle, lag, noticed, noticed_node, requests, whole
 
 SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "a": burst.run,
     "b": lag.run,
     "c": requests.run,
     "d": noticed.run,
+    "dn": noticed_node.run,
+    "e": whole.run,
     "f": idle.run,
+    "g": clients.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -82,7 +88,9 @@ async def main_async(chosen: list[str], sizes: list[int], concurrency: int) -> i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenarios", nargs="*", help="a b c d f (default: BENCH_SCENARIOS or all)")
+    parser.add_argument(
+        "scenarios", nargs="*", help="a b c d dn e f g (default: BENCH_SCENARIOS or all)"
+    )
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1,100,1000"))
     parser.add_argument(
         "--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", "10"))

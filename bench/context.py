@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.kube import Kube
-from bench.report import Table
+from bench.report import Grid, Table
 
 
 @dataclass
@@ -17,7 +17,7 @@ class Context:
     sizes: list[int]
     workdir: Path
     concurrency: int = 10
-    tables: list[Table] = field(default_factory=list)
+    tables: list[Table | Grid] = field(default_factory=list)
 
     def log(self, message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)

@@ -9,23 +9,19 @@ was read, which is what every latency here is measured with.
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import json
-import os
 import ssl
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
+
+from bench.kubeconfig import server_and_tls
 
 Obj = dict[str, Any]
-DEFAULT_KUBECONFIG = "/tmp/initpipeline-cluster/kubeconfig"
 MERGE_PATCH = "application/merge-patch+json"
 USER_AGENT = "initpipeline-bench"
 # How long a request is tried again while the API server does not answer.
@@ -91,21 +87,8 @@ class Kube:
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None) -> Kube:
-        path = path or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
-        config = yaml.safe_load(Path(path).read_text())
-        current = config["current-context"]
-        context = next(c["context"] for c in config["contexts"] if c["name"] == current)
-        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
-        user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
-        ctx = ssl.create_default_context(
-            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            cert, key = Path(tmp) / "c.pem", Path(tmp) / "k.pem"
-            cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
-            key.write_bytes(base64.b64decode(user["client-key-data"]))
-            ctx.load_cert_chain(cert, key)
-        return cls(server=cluster["server"], ssl_context=ctx)
+        server, ctx = server_and_tls(path)
+        return cls(server=server, ssl_context=ctx)
 
     async def __aenter__(self) -> Kube:
         connector = aiohttp.TCPConnector(ssl=self.ssl_context, limit=200)

@@ -14,38 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.kube import DEFAULT_KUBECONFIG
+from bench.kubeconfig import kubeconfig_path
+from bench.proc import cpu_seconds, memory_mb, run_queue_seconds
 
 REPO = Path(__file__).resolve().parents[1]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process (all its threads), from /proc/<pid>/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
-    return (utime + stime) / CLOCK_TICKS
-
-
-def run_queue_seconds(pid: int) -> float:
-    """Time the process' threads were ready to run but waited for a CPU (the second field of
-    /proc/<pid>/task/*/schedstat): how much the shared machine held the operator back."""
-    waited = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            waited += int((task / "schedstat").read_text().split()[1])
-    return waited / 1e9
-
-
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM: the peak RSS) in MB, from /proc/<pid>/status."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) / 1024
-    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
 
 def _free_port() -> int:
@@ -103,7 +75,7 @@ def running(namespaces: list[str], log: Path, **env: str) -> Iterator[Operator]:
     liveness = f"http://127.0.0.1:{_free_port()}/healthz"
     settings = {
         **{k: v for k, v in os.environ.items() if not k.startswith("INITPIPELINE_")},
-        "KUBECONFIG": os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG,
+        "KUBECONFIG": kubeconfig_path(),
         "PYTHONUNBUFFERED": "1",
         "INITPIPELINE_NAMESPACES": ",".join(namespaces),
         "INITPIPELINE_LEADER_ELECTION": "false",

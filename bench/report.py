@@ -51,6 +51,17 @@ class Table:
         self.rows.append(row)
 
 
+@dataclass
+class Grid:
+    """Rows (one per client, say) by columns of figures, each cell formatted already: for
+    comparisons of several alternatives, where a Table has one value and one baseline."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
 def number(value: float, unit: str = "") -> str:
     """Compact human figures: 0.123 s -> '123 ms', NaN -> '-'."""
     if math.isnan(value):
@@ -71,29 +82,41 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(table: Table) -> str:
-    header = ["figure", "value", table.baseline_name, "ratio", "target", "verdict"]
+def _cells(table: Table) -> list[list[str]]:
+    rows = []
+    for row in table.rows:
+        r = ratio(row.value, row.baseline)
+        rows.append(
+            [
+                row.figure + (f" ({row.note})" if row.note else ""),
+                number(row.value, row.unit),
+                number(row.baseline, row.unit),
+                "-" if math.isnan(r) else f"{r:.2f}x",
+                row.target.text if row.target else "",
+                row.target.verdict(row.value, row.baseline) if row.target else "",
+            ]
+        )
+    return rows
+
+
+def markdown(table: Table | Grid) -> str:
+    if isinstance(table, Grid):
+        header, rows = table.columns, table.rows
+    else:
+        header = ["figure", "value", table.baseline_name, "ratio", "target", "verdict"]
+        rows = _cells(table)
     lines = [
         f"### {table.title}",
         "",
         "| " + " | ".join(header) + " |",
         "|" + " --- |" * len(header),
+        *("| " + " | ".join(_cell(c) for c in cells) + " |" for cells in rows),
+        "",
+        *(f"- {note}" for note in table.notes),
     ]
-    for row in table.rows:
-        r = ratio(row.value, row.baseline)
-        cells = [
-            row.figure + (f" ({row.note})" if row.note else ""),
-            number(row.value, row.unit),
-            number(row.baseline, row.unit),
-            "-" if math.isnan(r) else f"{r:.2f}x",
-            row.target.text if row.target else "",
-            row.target.verdict(row.value, row.baseline) if row.target else "",
-        ]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    lines.extend(["", *(f"- {note}" for note in table.notes)])
     return "\n".join(lines).rstrip() + "\n"
 
 
-def document(title: str, header: Sequence[str], tables: Sequence[Table]) -> str:
+def document(title: str, header: Sequence[str], tables: Sequence[Table | Grid]) -> str:
     body = "\n".join(markdown(t) for t in tables)
     return f"# {title}\n\n" + "".join(f"{line}\n" for line in header) + "\n" + body

@@ -81,7 +81,16 @@ start() {
   log "starting ${name}"
   # 8>&- 9>&-: the daemons must not inherit the up/down and build locks.
   setsid "${bin}" "$@" >> "${LOGS}/${name}.log" 2>&1 < /dev/null 8>&- 9>&- &
-  echo "$! $(readlink -f "${bin}")" > "${PIDS}/${name}.pid"
+  local pid=$! exe i
+  exe="$(readlink -f "${bin}")"
+  echo "${pid} ${exe}" > "${PIDS}/${name}.pid"
+  # Until the child has exec'd the binary, /proc/<pid>/exe is still bash or setsid and
+  # `alive` would call it dead: on a busy machine `restart etcd` died so, at once.
+  for ((i = 0; i < 100; i++)); do
+    [[ "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == "${exe}" ]] && return
+    gone "${pid}" && return
+    sleep 0.05
+  done
 }
 
 # gone <pid>: exited (a zombie not yet reaped by our parent counts as exited).

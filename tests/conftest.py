@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -42,7 +41,7 @@ import pytest
 import yaml
 
 from tests import deployment
-from tests.helpers import in_ci
+from tests.helpers import in_ci, kubectl_binary
 
 REPO = Path(__file__).resolve().parents[1]
 HACK = REPO / "hack"
@@ -96,21 +95,6 @@ def _needs(item: pytest.Item) -> tuple[bool, bool]:
     return api, e2e
 
 
-def _kubectl_binary() -> str:
-    """The kubectl built with the cluster's pins, else the one on PATH."""
-    try:
-        out = subprocess.run(
-            [str(HACK / "build.sh"), "--print"], capture_output=True, text=True, check=True
-        ).stdout
-        for line in out.splitlines():
-            mod, _, path = line.partition(" ")
-            if mod == "kubernetes" and (Path(path) / "kubectl").exists():
-                return str(Path(path) / "kubectl")
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return shutil.which("kubectl") or "kubectl"
-
-
 def _current_context(kubeconfig: str) -> tuple[str, dict[str, Any]]:
     """Current context name and its cluster entry."""
     cfg: dict[str, Any] = yaml.safe_load(Path(kubeconfig).read_text()) or {}
@@ -156,7 +140,7 @@ def _has_ready_node(kubectl_bin: str, kubeconfig: str, context: str) -> bool:
 def _prepare_cluster(want_node: bool) -> None:
     """Find or start the cluster; record problems for the fixtures to report."""
     st = _STATE
-    st.kubectl_bin = _kubectl_binary()
+    st.kubectl_bin = kubectl_binary()
     explicit_level = os.environ.get("INITPIPELINE_CLUSTER_LEVEL", "")
     external = os.environ.get("KUBECONFIG", "")
     local_kubeconfig = CLUSTER_DIR / "kubeconfig"

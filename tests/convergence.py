@@ -89,6 +89,28 @@ def backwards(events: list[Event], disrupted: frozenset[str] = frozenset()) -> l
     return found
 
 
+def started_over(pods: list[Event]) -> frozenset[str]:
+    """The pipelines one of whose Pods the kubelet started over, as it does when it has to make
+    the Pod a new sandbox: the same Pod (uid) later showed fewer init containers completed than
+    before. Its pipeline's status rightly goes back with it."""
+    completed: dict[str, int] = {}
+    found = set()
+    for kind, pod in pods:
+        meta = pod.get("metadata") or {}
+        pipeline = (meta.get("labels") or {}).get(PIPELINE_LABEL)
+        if kind in ("RELISTED", "DELETED") or not pipeline:
+            continue
+        done = sum(
+            1
+            for c in (pod.get("status") or {}).get("initContainerStatuses", [])
+            if ((c.get("state") or {}).get("terminated") or {}).get("exitCode") == 0
+        )
+        if done < completed.get(meta["uid"], 0):
+            found.add(pipeline)
+        completed[meta["uid"]] = max(done, completed.get(meta["uid"], 0))
+    return frozenset(found)
+
+
 def history(pipelines: list[Event], pods: list[Event], name: str) -> str:
     """What the watches recorded of pipeline `name` and its Pods, in order of resourceVersion:
     the status's progress and each step's state, the Pods' init containers (state, restarts).

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,12 +25,45 @@ import yaml
 from kopf.testing import KopfRunner
 
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[1]
+
+# What the API server answers to a Pod with `cpu: lots` in its resources (not a quantity): the
+# PodCreationFailed message after the operator's `pod NAME: `.
+BAD_QUANTITY = (
+    'Pod in version "v1" cannot be handled as a Pod: quantities must match the regular '
+    "expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+
+# A line of the operator's text log in Kopf's format (kopf.LogFormat.FULL):
+# `[<time>] <logger, 20 characters> [<LEVEL, 8 characters>] <message>`.
+_LOG_LINE = re.compile(r"\[[^]]*\] .{20} \[[A-Z ]{8}\] (?P<message>.*)")
+
+
+def log_messages(text: str) -> list[str]:
+    """The messages of the operator's text log, one per line: Kopf's time, logger and level
+    left out; the lines a message continues on (a traceback's) are no messages."""
+    return [found["message"] for line in text.splitlines() if (found := _LOG_LINE.fullmatch(line))]
 
 
 def in_ci() -> bool:
     """Whether the tests run in CI, where a tier that cannot run must fail, not skip: the
     environment variable CI set to anything but "", "0", "false" or "no" (any case)."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def kubectl_binary() -> str:
+    """The kubectl built with the cluster's pins, else the one on PATH."""
+    try:
+        out = subprocess.run(
+            [str(REPO / "hack" / "build.sh"), "--print"], capture_output=True, text=True, check=True
+        ).stdout
+        for line in out.splitlines():
+            mod, _, path = line.partition(" ")
+            if mod == "kubernetes" and (Path(path) / "kubectl").exists():
+                return str(Path(path) / "kubectl")
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return shutil.which("kubectl") or "kubectl"
 
 
 class Kubectl(Protocol):
@@ -197,8 +232,6 @@ class Stream:
 
 
 # ------------------------------------------------------------------ the operator as a process
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def token_kubeconfig(

@@ -27,8 +27,15 @@ from initpipeline.fields import condition_true, seconds_between, timestamp
 from initpipeline.informer import Change, Informer
 from initpipeline.kube import PODS, ApiError, Kube, Obj, Resource, transient
 from initpipeline.messages import wait_report
-from initpipeline.names import PIPELINE_LABEL, RELEASED_ANNOTATION
-from initpipeline.plan import current_pods, plan_pods, release_value
+from initpipeline.names import NUDGED_ANNOTATION, PIPELINE_LABEL, RELEASED_ANNOTATION
+from initpipeline.plan import (
+    NUDGE_AFTER_SECONDS,
+    current_pods,
+    deadlines,
+    nudge_value,
+    plan_pods,
+    release_value,
+)
 from initpipeline.render import spec_hash
 from initpipeline.settings import Settings
 from initpipeline.spec import (
@@ -125,6 +132,8 @@ class Controller:
         self._workers: list[asyncio.Task[None]] = []
         # The API server's answers to our status writes, until the informer holds them.
         self._patched: dict[Key, Obj] = {}
+        # When the operator wrote each Pod's release, by pipeline and Pod uid.
+        self._released_at: dict[Key, dict[str, float]] = {}
         self._depends_on: dict[Key, set[Dependency]] = {}
         self._dependents: dict[Dependency, set[Key]] = {}
         self._known: set[Key] = set()
@@ -296,6 +305,7 @@ class Controller:
         self._known.discard(key)
         self._refused.discard(key)
         self._patched.pop(key, None)
+        self._released_at.pop(key, None)
         self._depend(key, set())
         self._depends_on.pop(key, None)
         self.cache.release(key)
@@ -330,6 +340,7 @@ class Controller:
                 self._refused.add(key)
             else:
                 self._refused.discard(key)
+            await self._enforce_deadlines(pipeline, pods)
         waiting = self._api_waiting(pipeline, previous)
         await self._release(pipeline, current_pods(pipeline, pods), waiting)
         revision = spec_hash(pipeline.spec)
@@ -372,19 +383,63 @@ class Controller:
                 created.append(answer)
         return created, None
 
+    async def _enforce_deadlines(self, pipeline: Pipeline, pods: Sequence[Obj]) -> None:
+        """Stop the Pods whose start-up outlived spec.activeDeadlineSeconds (`deadlines`
+        decides how), and look at the pipeline again when the next deadline falls, not only
+        on the next event. A Pod that changed since it was read (409) is left to the pass
+        its change event brings."""
+        due = deadlines(pipeline, pods, _now())
+        if due.next_in is not None:
+            self.queue.add_after((pipeline.namespace, pipeline.name), due.next_in)
+        for expiry in due.expired:
+            name = expiry.pod["metadata"]["name"]
+            try:
+                patched = await self.kube.merge_patch(
+                    PODS.path(pipeline.namespace, name), expiry.patch
+                )
+                if patched is not None and expiry.unscheduled is not None:
+                    version = patched["metadata"]["resourceVersion"]
+                    await self.kube.merge_patch(
+                        PODS.path(pipeline.namespace, name, "status"),
+                        {"metadata": {"resourceVersion": version}, "status": expiry.unscheduled},
+                    )
+            except ApiError as error:
+                if error.status != 409:
+                    raise
+
     async def _release(
         self,
         pipeline: Pipeline,
         pods: Sequence[Mapping[str, Any]],
         waiting: Mapping[str, Sequence[str]],
     ) -> None:
+        """Write each Pod's release annotation when more steps are released; nudge a Pod
+        whose released step still runs a while later (`nudge_value`), and look at the
+        pipeline again once that while has passed."""
+        key = (pipeline.namespace, pipeline.name)
+        now = asyncio.get_running_loop().time()
+        written = self._released_at.pop(key, {})
         for pod in pods:
+            uid = pod["metadata"]["uid"]
+            path = PODS.path(pipeline.namespace, pod["metadata"]["name"])
             value = release_value(pipeline, pod, waiting)
             if value is not None:
-                path = PODS.path(pipeline.namespace, pod["metadata"]["name"])
                 await self.kube.merge_patch(
                     path, {"metadata": {"annotations": {RELEASED_ANNOTATION: value}}}
                 )
+                written[uid] = now
+                self.queue.add_after(key, NUDGE_AFTER_SECONDS)
+                continue
+            since = written.get(uid)
+            nudge = nudge_value(pod, None if since is None else now - since)
+            if nudge is not None:
+                await self.kube.merge_patch(
+                    path, {"metadata": {"annotations": {NUDGED_ANNOTATION: nudge}}}
+                )
+        # Only the Pods at hand are remembered: the others are gone or done.
+        uids = {pod["metadata"]["uid"] for pod in pods}
+        if kept := {uid: at for uid, at in written.items() if uid in uids}:
+            self._released_at[key] = kept
 
     async def _wait_reports(
         self, pipeline: Pipeline, containers: Sequence[tuple[str, str]]

@@ -43,12 +43,22 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(value: object) -> datetime | None:
+    """A Kubernetes timestamp (`2026-11-25T10:00:01Z`) as an aware datetime; None when it is
+    missing or not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def seconds_between(start: object, end: object) -> float | None:
     """Seconds from one Kubernetes timestamp (`2026-11-25T10:00:01Z`) to another; None
     when either is missing or not a timestamp."""
-    try:
-        began = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
-        ended = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
-    except ValueError:
+    began, ended = parse_time(start), parse_time(end)
+    if began is None or ended is None:
         return None
     return (ended - began).total_seconds()

@@ -8,11 +8,24 @@ from initpipeline.spec import GROUP, RESERVED_PREFIX
 PIPELINE_LABEL: Final = f"{GROUP}/pipeline"
 SPEC_HASH_LABEL: Final = f"{GROUP}/spec-hash"
 REPLICA_LABEL: Final = f"{GROUP}/replica"
+# ... and, on a replacement of a failed Pod (spec.retries), which attempt: "2" on the first
+# retry; absent on the first attempt.
+ATTEMPT_LABEL: Final = f"{GROUP}/attempt"
+
+# Set by the operator on a Pod whose start-up outlived spec.activeDeadlineSeconds: the step
+# it was on. With it the operator sets the Pod's own activeDeadlineSeconds to 1, so the
+# kubelet stops the Pod (or, not scheduled yet, marks it Failed itself).
+DEADLINE_ANNOTATION: Final = f"{GROUP}/deadline-exceeded"
 
 # The operator's signal to a Pod: the comma-separated names of the wait steps whose
 # API-side targets (service, job, resource) hold. Projected into the wait containers
 # through a downward API volume, so Pods need no RBAC (as Tekton does).
 RELEASED_ANNOTATION: Final = f"{GROUP}/released"
+# The release value written again under this key when a released wait container still runs
+# a while later: the kubelet can miss an annotation update when it refreshes a downward API
+# volume (kubernetes#29633) and then projects it only at its next periodic sync, a minute
+# or more later; any later update of the Pod makes it project the latest annotations.
+NUDGED_ANNOTATION: Final = f"{GROUP}/release-nudged"
 SIGNAL_VOLUME: Final = f"{RESERVED_PREFIX}signal"
 SIGNAL_DIR: Final = "/var/run/initpipeline"
 SIGNAL_FILE: Final = "released"

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from initpipeline.names import RELEASED_ANNOTATION
+from initpipeline.fields import as_mapping, parse_time
+from initpipeline.names import DEADLINE_ANNOTATION, NUDGED_ANNOTATION, RELEASED_ANNOTATION
 from initpipeline.render import pod_name, render_pod, spec_hash
-from initpipeline.revisions import is_current
-from initpipeline.spec import Pipeline
+from initpipeline.revisions import attempt_of, is_current, replica_of
+from initpipeline.spec import Pipeline, PipelineSpec
+from initpipeline.status.pods import current_pods as pod_views
+from initpipeline.status.states import Reason
+from initpipeline.status.text import deadline_exceeded
 
 Pod = Mapping[str, Any]
+
+# A released wait container still running this long after its release is nudged, once.
+NUDGE_AFTER_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -24,17 +32,54 @@ def _deleting(pod: Pod) -> bool:
     return bool(pod["metadata"].get("deletionTimestamp"))
 
 
+def _annotations(pod: Pod) -> Mapping[str, Any]:
+    return as_mapping(as_mapping(pod.get("metadata")).get("annotations"))
+
+
+def attempt_failed(pod: Pod) -> bool:
+    """The Pod's attempt is over and failed: phase Failed, or its start-up deadline fired
+    (the kubelet may still be stopping it)."""
+    phase = as_mapping(pod.get("status")).get("phase")
+    return phase == "Failed" or DEADLINE_ANNOTATION in _annotations(pod)
+
+
 def current_pods(pipeline: Pipeline, pods: Sequence[Pod]) -> list[Pod]:
-    """Pods of the current spec revision that are not on their way out."""
-    revision = spec_hash(pipeline.spec)
-    return [pod for pod in pods if is_current(pipeline, pod, revision)]
+    """Pods of the current spec revision that are not on their way out, nor replaced by a
+    later attempt."""
+    return [view.raw for view in pod_views(pipeline, pods, spec_hash(pipeline.spec)).current]
+
+
+def _next_attempt(spec: PipelineSpec, attempts: Sequence[Pod]) -> int:
+    """The attempt replica should be at, from its Pods of the current revision that are not
+    being deleted: the latest, or the one after it when it failed and retries are left."""
+    if not attempts:
+        return 1
+    latest = max(attempts, key=attempt_of)
+    number = attempt_of(latest)
+    retrying = spec.retries is not None and spec.restart_policy == "Never"
+    if retrying and number < spec.attempts and attempt_failed(latest):
+        return number + 1
+    return number
 
 
 def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPlan:
-    """Create the missing replicas, delete Pods of old revisions, extra replicas and, when
-    the pipeline restarts its Pods (restartPolicy Always), Pods the node gave up on."""
+    """Create the missing replicas (the next attempt of a failed one while spec.retries
+    allows), delete Pods of old revisions, extra replicas and, when the pipeline restarts its
+    Pods (restartPolicy Always), Pods the node gave up on. Failed attempts that a later one
+    replaced are kept for their logs; so is a Pod whose start-up deadline fired."""
     spec = pipeline.spec
-    wanted = {} if spec.suspend else {pod_name(pipeline, i): i for i in range(spec.replicas)}
+    revision = spec_hash(spec)
+    wanted: dict[str, tuple[int, int]] = {}  # name -> (replica, attempt)
+    kept: set[str] = set()  # earlier attempts of a wanted replica
+    for index in range(0 if spec.suspend else spec.replicas):
+        attempts = [
+            pod
+            for pod in pods
+            if is_current(pipeline, pod, revision) and replica_of(pod) == str(index)
+        ]
+        attempt = _next_attempt(spec, attempts)
+        wanted[pod_name(pipeline, index, attempt)] = (index, attempt)
+        kept.update(pod["metadata"]["name"] for pod in attempts if attempt_of(pod) < attempt)
     keep_finished = spec.restart_policy != "Always"  # Never/OnFailure Pods run to completion
     plan = PodPlan()
     present = set()
@@ -44,17 +89,118 @@ def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPl
         if _deleting(pod):
             continue
         finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-        if name not in wanted or (finished and not keep_finished):
+        replace = finished and not keep_finished and DEADLINE_ANNOTATION not in _annotations(pod)
+        if (name not in wanted and name not in kept) or replace:
             plan.delete.append(pod)
-    for name, index in wanted.items():
+    for name, (index, attempt) in wanted.items():
         if name not in present:
-            plan.create.append(render_pod(pipeline, index, step_image))
+            plan.create.append(render_pod(pipeline, index, step_image, attempt))
     return plan
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """A Pod whose start-up outlived spec.activeDeadlineSeconds, and how to stop it.
+
+    patch: a merge patch of the Pod: DEADLINE_ANNOTATION (the step it was on) and the Pod's
+      own activeDeadlineSeconds set to 1, on which the kubelet stops it (phase Failed, reason
+      DeadlineExceeded; the API server allows lowering it on a running Pod). With the
+      resourceVersion the decision was made on: a Pod that changed meanwhile (finished its
+      steps, re-created under the same name) is refused with 409 and looked at again.
+    unscheduled: for a Pod no node has yet, the status to write as Failed (the scheduler
+      ignores a failed Pod), else None. Written only if the Pod is still unscheduled (the
+      caller sends it with the resourceVersion its patch answered).
+    """
+
+    pod: Pod
+    patch: dict[str, Any]
+    unscheduled: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    expired: list[Expiry] = field(default_factory=list)
+    # Seconds until the next start-up deadline of a current Pod; None: none pending.
+    next_in: float | None = None
+
+
+def deadlines(pipeline: Pipeline, pods: Sequence[Pod], now: datetime) -> Deadlines:
+    """The current Pods whose start-up (from the Pod's creation until every step is done)
+    outlived spec.activeDeadlineSeconds and are not stopped yet, and when the next one will.
+
+    A Pod whose deadline fired stays expired (also if the spec's deadline is removed or
+    raised later) until it is stopped: on a node, its activeDeadlineSeconds is 1; without
+    one, its phase is Failed. Finished Pods, and Pods whose steps are all done, are left
+    alone: the deadline does not bound the app's own run.
+    """
+    spec = pipeline.spec
+    seconds = spec.active_deadline_seconds
+    expired, waits = [], []
+    for view in pod_views(pipeline, pods, spec_hash(spec)).current:
+        pod = view.raw
+        if view.phase in ("Succeeded", "Failed"):
+            continue
+        step = _annotations(pod).get(DEADLINE_ANNOTATION)
+        if step is None:
+            created = parse_time(as_mapping(pod.get("metadata")).get("creationTimestamp"))
+            if seconds is None or view.current is None or created is None:
+                continue
+            left = seconds - (now - created).total_seconds()
+            if left > 0:
+                waits.append(left)
+                continue
+            step = spec.steps[view.current].name
+        pod_spec = as_mapping(pod.get("spec"))
+        scheduled = bool(pod_spec.get("nodeName"))
+        if scheduled and pod_spec.get("activeDeadlineSeconds") == 1:
+            continue  # the kubelet is stopping it
+        metadata = as_mapping(pod.get("metadata"))
+        patch = {
+            "metadata": {
+                "resourceVersion": metadata.get("resourceVersion"),
+                "annotations": {DEADLINE_ANNOTATION: step},
+            },
+            "spec": {"activeDeadlineSeconds": 1},
+        }
+        unscheduled = None
+        if not scheduled:
+            message = f"{deadline_exceeded(seconds)}; no node had started it"
+            unscheduled = {
+                "phase": "Failed",
+                "reason": Reason.DEADLINE_EXCEEDED.value,
+                "message": message,
+            }
+        expired.append(Expiry(pod, patch, unscheduled))
+    return Deadlines(expired, min(waits) if waits else None)
 
 
 def released_steps(pod: Pod) -> list[str]:
     value = (pod["metadata"].get("annotations") or {}).get(RELEASED_ANNOTATION, "")
     return [name for name in value.split(",") if name]
+
+
+def nudge_value(pod: Pod, released_for: float | None) -> str | None:
+    """The value to write under NUDGED_ANNOTATION, or None: once per release value, when a
+    released step's container still runs `released_for` seconds after the operator wrote
+    the release (None: not known, e.g. written by an operator that has since restarted).
+
+    A wait container notices its release within a second of the kubelet projecting it; one
+    still running after NUDGE_AFTER_SECONDS may be waiting on its in-Pod checks, or on a
+    projection the kubelet missed. One more Pod update, at most, settles the second case.
+    """
+    value = ",".join(released_steps(pod))
+    if not value or _annotations(pod).get(NUDGED_ANNOTATION) == value:
+        return None
+    if released_for is not None and released_for < NUDGE_AFTER_SECONDS:
+        return None
+    released = set(released_steps(pod))
+    statuses = as_mapping(pod.get("status")).get("initContainerStatuses") or []
+    running = any(
+        status.get("name") in released and "running" in as_mapping(status.get("state"))
+        for status in statuses
+        if isinstance(status, Mapping)
+    )
+    return value if running else None
 
 
 def release_value(pipeline: Pipeline, pod: Pod, waiting: Mapping[str, Sequence[str]]) -> str | None:

@@ -3,8 +3,9 @@
 Pod shape:
 
 - metadata: `<name>-<hash[:5]>-<index>` (see `pod_name`), the namespace of the pipeline,
-  template labels plus PIPELINE_LABEL, SPEC_HASH_LABEL and REPLICA_LABEL (ours win), template
-  annotations, and an ownerReference to the InitPipeline (controller, blockOwnerDeletion).
+  template labels plus PIPELINE_LABEL, SPEC_HASH_LABEL and REPLICA_LABEL (ours win; a
+  retry also ATTEMPT_LABEL, and `-retry<N>` in its name), template annotations, and an
+  ownerReference to the InitPipeline (controller, blockOwnerDeletion).
   The release annotation is not pre-set: the operator patches it when API-side targets hold.
 - spec: the template's Pod spec as given (restartPolicy, serviceAccountName, securityContext
   ...), plus one init container per step in spec order, named after the step. In front of
@@ -32,6 +33,7 @@ from typing import Any, Final
 
 from initpipeline import scripts
 from initpipeline.names import (
+    ATTEMPT_LABEL,
     PIPELINE_LABEL,
     RELEASED_ANNOTATION,
     REPLICA_LABEL,
@@ -59,13 +61,16 @@ def spec_hash(spec: PipelineSpec) -> str:
     return spec.revision
 
 
-def pod_name(pipeline: Pipeline, index: int) -> str:
-    """`<name>-<hash[:5]>-<index>`, a DNS label of at most 63 characters.
+def pod_name(pipeline: Pipeline, index: int, attempt: int = 1) -> str:
+    """`<name>-<hash[:5]>-<index>`, a DNS label of at most 63 characters; a later attempt of
+    the replica (spec.retries) adds `-retry<attempt - 1>`.
 
     A name that does not fit (or is not a DNS label, e.g. has dots) is shortened, cleaned
     and given 4 hex digits of its own hash, so two long names sharing a prefix still differ.
     """
     suffix = f"-{spec_hash(pipeline.spec)[:5]}-{index}"
+    if attempt > 1:
+        suffix += f"-retry{attempt - 1}"
     base = pipeline.name
     if len(base) + len(suffix) <= MAX_NAME and DNS_LABEL.match(base):
         return base + suffix
@@ -80,8 +85,9 @@ def render_pods(pipeline: Pipeline, step_image: str) -> list[dict[str, Any]]:
     return [render_pod(pipeline, index, step_image) for index in range(pipeline.spec.replicas)]
 
 
-def render_pod(pipeline: Pipeline, index: int, step_image: str) -> dict[str, Any]:
-    """The Pod of replica `index`; `step_image` runs the generated steps (needs busybox)."""
+def render_pod(pipeline: Pipeline, index: int, step_image: str, attempt: int = 1) -> dict[str, Any]:
+    """The Pod of replica `index` (its `attempt`: spec.retries); `step_image` runs the
+    generated steps (needs busybox)."""
     spec = pipeline.spec
     template = copy.deepcopy(spec.template)
     template_meta = template.get("metadata") or {}
@@ -91,8 +97,10 @@ def render_pod(pipeline: Pipeline, index: int, step_image: str) -> dict[str, Any
         SPEC_HASH_LABEL: spec_hash(spec),
         REPLICA_LABEL: str(index),
     }
+    if attempt > 1:
+        labels[ATTEMPT_LABEL] = str(attempt)
     metadata: dict[str, Any] = {
-        "name": pod_name(pipeline, index),
+        "name": pod_name(pipeline, index, attempt),
         "namespace": pipeline.namespace,
         "labels": labels,
     }

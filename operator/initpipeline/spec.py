@@ -479,9 +479,19 @@ _DECLARED = ("name", "image", "restartPolicy", "readinessProbe")
 _RESTART_POLICIES = ("Always", "OnFailure", "Never")
 
 
+# spec.retries: at most this many replacements of a failed Pod (each attempt's Pod is kept).
+MAX_RETRIES = 20
+
+
 class PipelineSpec(_Model):
     replicas: Annotated[int, BeforeValidator(_whole)] = Field(default=1, ge=0, le=INT32_MAX)
     suspend: Boolean = False
+    # Seconds from a Pod's creation until every step must be done (None: no limit).
+    active_deadline_seconds: Integer | None = Field(
+        default=None, alias="activeDeadlineSeconds", ge=1, le=INT32_MAX
+    )
+    # Under restartPolicy Never: how often a failed Pod is replaced (None: never).
+    retries: Integer | None = Field(default=None, ge=0, le=MAX_RETRIES)
     steps: tuple[Step, ...] = Field(min_length=1)
     template: dict[str, Any]
 
@@ -525,6 +535,18 @@ class PipelineSpec(_Model):
             taken.add(step.name)
         return self
 
+    @model_validator(mode="after")
+    def _retries_only_under_never(self) -> PipelineSpec:
+        # A Pod is replaced only when nothing restarts it: the CRD's rule on spec.retries.
+        if self.retries is not None and self.restart_policy != "Never":
+            raise InvalidSpec("spec.retries", retries_need_never(self.restart_policy))
+        return self
+
+    @property
+    def attempts(self) -> int:
+        """Attempts a replica gets: the first and `retries` more."""
+        return 1 + (self.retries or 0)
+
     @functools.cached_property
     def revision(self) -> str:
         """10 hex digits of sha256 over the canonical JSON of `steps` and `template`.
@@ -550,6 +572,11 @@ class PipelineSpec(_Model):
             "restartPolicy", "Always"
         )
         return policy
+
+
+def retries_need_never(policy: str) -> str:
+    """Why spec.retries is refused; the CRD's rule says the same."""
+    return f"only allowed with spec.template.spec.restartPolicy Never (here: {policy})"
 
 
 class Pipeline(_Model):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import threading
 import time
@@ -73,7 +74,8 @@ def test_every_replica_runs_restricted_answers_its_probes_and_one_leads(
     assert leading == {p["metadata"]["name"]: float(p["metadata"]["name"] == leader) for p in pods}
     # The Lease was written from inside the Pod: HTTPS to the `kubernetes` Service works.
     lease = deployed_operator.lease()
-    assert lease["holderIdentity"].startswith(leader + "_")
+    # the identity: the Pod's name and 8 hex digits unique to the process
+    assert re.fullmatch(rf"{re.escape(leader)}_[0-9a-f]{{8}}", lease["holderIdentity"]), lease
     assert lease["leaseDurationSeconds"] == 15
 
 

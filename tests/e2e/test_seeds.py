@@ -22,7 +22,7 @@ import subprocess
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import pytest
 import yaml
@@ -155,6 +155,19 @@ def logs(kubectl: Kubectl, namespace: str, pod: str, container: str) -> str:
     return kubectl("logs", pod, "-c", container, namespace=namespace).stdout
 
 
+def events_of(
+    kubectl: Kubectl, namespace: str, pipeline: str, why: str = "StepSucceeded"
+) -> list[str]:
+    """The messages of the Events with reason `why` about InitPipeline `pipeline`, sorted."""
+    return sorted(
+        e["message"]
+        for e in get(kubectl, namespace, "events")["items"]
+        if e["involvedObject"]["kind"] == "InitPipeline"
+        and e["involvedObject"]["name"] == pipeline
+        and e["reason"] == why
+    )
+
+
 def container_status(pod: dict[str, Any], name: str) -> dict[str, Any]:
     st = pod.get("status") or {}
     entries = [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]
@@ -282,8 +295,8 @@ def test_01_wait_for_services_needs_ready_endpoints_dns_only_needs_the_service(
         "myapp",
         lambda s: (
             step(s, "init-myservice")["state"] == "Running"  # the init container really runs
-            and "service myservice: service does not exist"
-            in step(s, "init-myservice").get("waitingOn", [])
+            and step(s, "init-myservice").get("waitingOn")
+            == ["service myservice: service does not exist"]
         ),
     )
     assert (st["progress"], st["currentStep"], reason(st)) == (
@@ -291,16 +304,20 @@ def test_01_wait_for_services_needs_ready_endpoints_dns_only_needs_the_service(
         "init-myservice",
         "WaitingForDependency",
     )
-    assert "service myservice" in condition(st, "Ready")["message"]
+    assert condition(st, "Ready")["message"] == (
+        "step 1/2 init-myservice: waiting for service myservice: service does not exist"
+    )
     columns = ipl_columns(kubectl, namespace, "myapp")
     assert columns["STEPS"] == "0/2" and columns["STATUS"] == "WaitingForDependency"
     assert columns["CURRENT"] == "init-myservice" and columns["READY"] == "0/1"
+    # The why after the label is the resolver's own text (nslookup's, as the script read it).
     status_when(
         kubectl,
         namespace,
         "myapp-dns",
-        lambda s: any(
-            w.startswith("dns myservice") for w in step(s, "init-myservice").get("waitingOn", [])
+        lambda s: (
+            len(waiting := step(s, "init-myservice").get("waitingOn", [])) == 1
+            and re.fullmatch(r"dns myservice: \S.*", waiting[0])
         ),
     )
 
@@ -312,8 +329,7 @@ def test_01_wait_for_services_needs_ready_endpoints_dns_only_needs_the_service(
         namespace,
         "myapp",
         lambda s: (
-            "service myservice: no ready endpoints"
-            in step(s, "init-myservice").get("waitingOn", [])
+            step(s, "init-myservice").get("waitingOn") == ["service myservice: no ready endpoints"]
         ),
     )
     assert (st["progress"], st["currentStep"]) == ("0/2", "init-myservice")
@@ -326,8 +342,12 @@ def test_01_wait_for_services_needs_ready_endpoints_dns_only_needs_the_service(
     assert (st["progress"], st["currentStep"], st["readyReplicas"]) == ("2/2", "", 1)
     first, second = st["steps"]
     assert first["state"] == second["state"] == "Succeeded"
-    assert "confirmed by the operator" in first["message"]
-    assert "mydb:80 reachable" in second["message"]
+    # The scripts' termination messages: each check's result and when it held.
+    assert re.fullmatch(r"service myservice confirmed by the operator after \d+s", first["message"])
+    assert re.fullmatch(
+        r"mydb:80 reachable after \d+s; service mydb port 80 confirmed by the operator after \d+s",
+        second["message"],
+    ), second["message"]
     assert not first.get("waitingOn") and not second.get("waitingOn")
     step_times_in_order(st)
     pod = the_pod(kubectl, namespace, "myapp")
@@ -366,7 +386,7 @@ def test_02_wait_until_files_appear(
         kubectl,
         namespace,
         "files",
-        lambda s: "file /root/myapp: does not exist" in step(s, "init-myapp").get("waitingOn", []),
+        lambda s: step(s, "init-myapp").get("waitingOn") == ["file /root/myapp: does not exist"],
     )
     assert (st["progress"], st["currentStep"]) == ("0/2", "init-myapp")
     pod = the_pod(kubectl, namespace, "files")["metadata"]["name"]
@@ -376,7 +396,7 @@ def test_02_wait_until_files_appear(
         kubectl,
         namespace,
         "files",
-        lambda s: "file /root/mydb: does not exist" in step(s, "init-mydb").get("waitingOn", []),
+        lambda s: step(s, "init-mydb").get("waitingOn") == ["file /root/mydb: does not exist"],
     )
     assert (st["progress"], st["currentStep"], reason(st)) == (
         "1/2",
@@ -384,11 +404,11 @@ def test_02_wait_until_files_appear(
         "WaitingForDependency",
     )
     assert step(st, "init-myapp")["state"] == "Succeeded"
-    assert "file /root/myapp exists" in step(st, "init-myapp")["message"]
+    assert re.fullmatch(r"file /root/myapp exists after \d+s", step(st, "init-myapp")["message"])
     exec_in(kubectl, namespace, pod, "init-mydb", "touch", "/root/mydb")
 
     st = ready(kubectl, namespace, "files")
-    assert "file /root/mydb exists" in step(st, "init-mydb")["message"]
+    assert re.fullmatch(r"file /root/mydb exists after \d+s", step(st, "init-mydb")["message"])
     step_times_in_order(st)
     assert_in_order(
         rec.stages(),
@@ -495,11 +515,16 @@ def test_06_copy_assets_from_an_image_with_and_without_a_shell(
 ) -> None:
     recs = [record("site"), record("site-scratch")]
     apply(kubectl, namespace, "06-copy-assets.yaml")
-    for name, prefix in (("site", ""), ("site-scratch", "/static")):
+    for name, image, prefix in (
+        ("site", "assets", ""),
+        ("site-scratch", "assets-scratch", "/static"),
+    ):
         st = ready(kubectl, namespace, name)
         assets = step(st, "assets")
-        assert assets["state"] == "Succeeded"
-        assert assets["message"].startswith("copied 2 files from localhost/initpipeline/assets")
+        assert (assets["state"], assets["message"]) == (
+            "Succeeded",
+            f"copied 2 files from localhost/initpipeline/{image}:1:/dist to volume html{prefix}",
+        )
         pod = the_pod(kubectl, namespace, name)
         base = f"http://{pod['status']['podIP']}:8080{prefix}"
         web = pod["metadata"]["name"]
@@ -530,9 +555,10 @@ def test_07_health_wait_then_migration_with_a_secret_that_never_leaks(
             kubectl,
             namespace,
             "orders",
-            lambda s: any(
-                w.startswith("http http://config-server/health: ")
-                for w in step(s, "wait-config").get("waitingOn", [])
+            # the why after the label is wget's own text (the script keeps its last line)
+            lambda s: (
+                len(waiting := step(s, "wait-config").get("waitingOn", [])) == 1
+                and re.fullmatch(r"http http://config-server/health: \S.*", waiting[0])
             ),
         )
         assert (st["progress"], st["currentStep"], reason(st)) == (
@@ -543,13 +569,24 @@ def test_07_health_wait_then_migration_with_a_secret_that_never_leaks(
         apply(kubectl, namespace, "07-config-server.yaml")  # the config server starts
         st = ready(kubectl, namespace, "orders")
         wait, migrate = st["steps"]
-        assert "http://config-server/health answered" in wait["message"]
+        assert re.fullmatch(r"http://config-server/health answered after \d+s", wait["message"])
         assert (migrate["state"], migrate["message"]) == ("Succeeded", "migrated schema to v42")
         step_times_in_order(st)
         pod = the_pod(kubectl, namespace, "orders")["metadata"]["name"]
         assert "migrated schema to v42" in logs(kubectl, namespace, pod, "migrate")
+        # (the events of a status are posted once it is written: the last may still be on its way)
+        succeeded = eventually(
+            lambda: m if len(m := events_of(kubectl, namespace, "orders")) == 2 else None
+        )
+        assert re.fullmatch(
+            r"Step 1/2 wait-config succeeded after \d+s: "
+            r"http://config-server/health answered after \d+s",
+            succeeded[0],
+        ), succeeded
+        assert re.fullmatch(
+            r"Step 2/2 migrate succeeded after \d+s: migrated schema to v42", succeeded[1]
+        ), succeeded
         events = kubectl("get", "events", "-o", "json", namespace=namespace).stdout
-        assert "StepSucceeded" in events
         cr = kubectl("get", "ipl", "orders", "-o", "json", namespace=namespace).stdout
     log = runner.output  # Kopf's runner has it once the operator stopped
     assert_in_order(
@@ -578,7 +615,11 @@ def test_08_wait_for_a_certificate_a_sidecar_issues(
     # Still running; without a readinessProbe the kubelet counts it ready once started.
     assert (issuer["type"], issuer["state"]) == ("Sidecar", "Ready")
     assert wait["state"] == "Succeeded"
-    assert "file /certs/tls.crt exists" in wait["message"]
+    assert re.fullmatch(
+        r"file /certs/tls\.crt exists after \d+s; "
+        r"command grep -q BEGIN CERTIFICATE /certs/tls\.crt succeeded after \d+s",
+        wait["message"],
+    ), wait["message"]
     pod = the_pod(kubectl, namespace, "tls-app")["metadata"]["name"]
     assert logs(kubectl, namespace, pod, "app").startswith("-----BEGIN CERTIFICATE-----")
     assert_in_order(
@@ -626,9 +667,10 @@ def test_10_init_steps_and_several_sidecars(
         kubectl,
         namespace,
         "storefront",
+        # the operator's finding comes first; the Pod's own connect attempt may follow it
         lambda s: (
-            "service cache port 80: service does not exist"
-            in step(s, "wait-cache").get("waitingOn", [])
+            step(s, "wait-cache").get("waitingOn", [])[:1]
+            == ["service cache port 80: service does not exist"]
         ),
     )
     apply(kubectl, namespace, "10-steps-and-sidecars.yaml")  # the cache starts
@@ -666,8 +708,8 @@ def test_11_failures_step_failed_restarts_and_wait_timeout(
     check = step(st, "check-schema")
     assert (check["state"], check["exitCode"], check["reason"]) == ("Failed", 1, "Error")
     assert check["message"] == "schema v41 found, v42 required"
-    assert "exit code 1" in condition(st, "Ready")["message"]
-    assert "schema v41 found, v42 required" in condition(st, "Stalled")["message"]
+    failed = "step 1/1 check-schema: exit code 1 (Error): schema v41 found, v42 required"
+    assert condition(st, "Ready")["message"] == condition(st, "Stalled")["message"] == failed
     assert ipl_columns(kubectl, namespace, "fails-once")["STATUS"] == "StepFailed"
 
     # restartPolicy Always: the kubelet retries; restartCount rises in the status.
@@ -695,19 +737,109 @@ def test_11_failures_step_failed_restarts_and_wait_timeout(
     st = status_when(kubectl, namespace, "times-out", stalled("WaitTimeout"))
     wait = step(st, "wait-db")
     assert (wait["state"], wait["reason"]) == ("Failed", "WaitTimeout")
-    assert "tcp nowhere:5432" in wait["message"]
-    assert "tcp nowhere:5432" in condition(st, "Ready")["message"]
+    assert wait["message"] == "WaitTimeout: tcp nowhere:5432 not met after 5s"  # the script's
+    assert condition(st, "Ready")["message"] == (
+        "step 1/1 wait-db: timed out after 5s waiting for tcp nowhere:5432"
+    )
 
-    events = get(kubectl, namespace, "events")["items"]
-    reasons = {(e["involvedObject"]["name"], e["reason"]) for e in events}
-    assert {("fails-once", "StepFailed"), ("times-out", "WaitTimeout")} <= reasons
-    assert ("keeps-failing", "StepFailed") in reasons
+    def warnings(name: str, why: str) -> set[str]:
+        return set(events_of(kubectl, namespace, name, why))
+
+    # (the events of a status are posted once it is written: the last may still be on its way)
+    assert eventually(lambda: warnings("fails-once", "StepFailed")) == {
+        "Step 1/1 check-schema failed: exit code 1 (Error): schema v41 found, v42 required"
+    }
+    assert eventually(lambda: warnings("times-out", "WaitTimeout")) == {
+        "Step 1/1 wait-db timed out after 5s waiting for tcp nowhere:5432"
+    }
+    again = warnings("keeps-failing", "StepFailed")
+    assert again, "no StepFailed event for keeps-failing"
+    for message in again:  # one per failed run: the kubelet restarts it
+        assert re.fullmatch(
+            r"Step 1/1 check-schema failed: exit code 1 \(Error\)(, restart \d+)?: "
+            r"schema v41 found, v42 required",
+            message,
+        ), again
     failing = ("Pending", "Initializing", "StepFailed")
     assert_truthful(recs["fails-once"].statuses, allowed=failing)
     assert_truthful(recs["keeps-failing"].statuses, allowed=failing)
     assert_truthful(
         recs["times-out"].statuses, allowed=("Pending", "WaitingForDependency", "WaitTimeout")
     )
+
+
+REPORTS_DB: Final = [
+    {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "reports-db"},
+        "spec": {"selector": {"app": "reports-db"}, "ports": [{"port": 5432, "targetPort": 8080}]},
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "reports-db", "labels": {"app": "reports-db"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "db", "image": "localhost/initpipeline/httpd:1"}],
+        },
+    },
+]
+
+
+def test_13_a_start_up_past_its_deadline_fails_the_attempt_and_the_retry_goes_on(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    apply(kubectl, namespace, "13-deadline-and-retries.yaml")
+    # No reports-db: the first attempt's start-up outlives its 30 s and is stopped.
+    st = status_when(
+        kubectl,
+        namespace,
+        "nightly-report",
+        lambda s: len(s.get("retriesStatus") or []) == 1 and s.get("attempt") == "2/3",
+    )
+    [first] = st["retriesStatus"]
+    deadline = (
+        "step 1/2 wait-db: start-up not done within 30s of the pod's creation"
+        " (spec.activeDeadlineSeconds)"
+    )
+    assert (first["attempt"], first["reason"], first["message"]) == (
+        1,
+        "DeadlineExceeded",
+        deadline,
+    )
+    assert step(first, "wait-db")["state"] == "Failed"
+    assert ipl_columns(kubectl, namespace, "nightly-report")["ATTEMPT"] == "2/3"
+    # The failed attempt's Pod is kept for its logs; the kubelet stopped it.
+    stopped = eventually(
+        lambda: next(
+            (
+                p
+                for p in pods(kubectl, namespace, "nightly-report")
+                if p["metadata"]["name"] == first["podName"]
+                and (p.get("status") or {}).get("phase") == "Failed"
+            ),
+            None,
+        ),
+        timeout=TIMEOUT,
+    )
+    assert stopped["status"]["reason"] == "DeadlineExceeded"
+
+    # reports-db comes up: the running attempt goes on, within its own 30 s.
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        namespace=namespace,
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": REPORTS_DB}),
+    )
+    st = status_when(kubectl, namespace, "nightly-report", lambda s: s.get("progress") == "2/2")
+    assert st["attempt"] == "2/3"
+    assert [e["attempt"] for e in st["retriesStatus"]] == [1]
+    assert step(st, "check-schema")["message"] == "schema v42 found"
+    assert eventually(lambda: events_of(kubectl, namespace, "nightly-report", "Retrying")) == [
+        f"pod {first['podName']} (attempt 1) failed and was replaced: {deadline}"
+    ]
 
 
 def test_12_deleted_pod_is_recreated_and_runs_every_step_again(

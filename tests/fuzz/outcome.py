@@ -9,9 +9,19 @@ from typing import Any
 
 from tests.fuzz.harness import names_a_field
 
-# Ready reasons of a pipeline the operator works on (Pods created or on their way).
+# Ready reasons of a pipeline the operator works on (Pods created or on their way), and
+# DeadlineExceeded: the Pods are never scheduled here, so a spec.activeDeadlineSeconds ends
+# their start-up.
 WORKING = frozenset(
-    {"Pending", "Initializing", "WaitingForDependency", "Running", "Succeeded", "Suspended"}
+    {
+        "Pending",
+        "Initializing",
+        "WaitingForDependency",
+        "Running",
+        "Succeeded",
+        "Suspended",
+        "DeadlineExceeded",
+    }
 )
 
 

@@ -8,11 +8,12 @@ through the Pod status subresource, so the control plane is enough.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually, get, kubelet_runs_everything, pods
+from tests.helpers import BAD_QUANTITY, Kubectl, eventually, get, kubelet_runs_everything, pods
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +187,9 @@ def test_stalled_pipeline_is_degraded_for_argocd(
     )  # fmt: skip
     health = _argocd_health(cr)
     assert health["status"] == "Degraded"
-    assert "PodCreationFailed" in health["message"]
+    # the Stalled condition's reason and message: the API server's refusal of the Pod
+    message = re.escape(f"PodCreationFailed: pod web-HASH-0: {BAD_QUANTITY}")
+    assert re.fullmatch(message.replace("HASH", "[0-9a-f]{5}"), health["message"]), health
 
 
 def _argocd_health(obj: dict[str, Any]) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import Kubectl, eventually, free_port, get, http_get, pods
+from tests.helpers import Kubectl, eventually, free_port, get, http_get, log_messages, pods
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +71,9 @@ class Replica:
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def messages(self) -> list[str]:
+        return log_messages(self.text())
 
     def leader_gauge(self) -> float | None:
         code, text = http_get(self.metrics_url)
@@ -160,10 +164,11 @@ def leads(kubectl: Kubectl, namespace: str, replica: Replica) -> bool:
 def stands_by(replica: Replica) -> bool:
     """Up (its liveness answers although it waits in Kopf's startup), and not leading."""
     assert replica.exited() is None, replica.text()[-3000:]
+    held = re.compile(rf"The Lease \S+/{LEASE} is held by '[^']+'")
     return (
         http_get(replica.liveness_url)[0] == 200
         and replica.leader_gauge() == 0
-        and "is held by" in replica.text()
+        and any(held.fullmatch(message) for message in replica.messages())
     )
 
 
@@ -192,7 +197,7 @@ def test_one_replica_leads_and_a_release_hands_over_at_once(
     seconds = takeover(kubectl, namespace, b, since)
     print(f"\ntakeover after a graceful stop (SIGTERM, Lease released): {seconds:.2f}s")
     assert a.process.wait(timeout=30) == 0
-    assert "Released the Lease" in a.text()
+    assert f"Released the Lease {namespace}/{LEASE}" in a.messages()
     after = lease(kubectl, namespace)
     assert after["leaseTransitions"] == first["leaseTransitions"] + 1
     assert after["acquireTime"] != first["acquireTime"]
@@ -285,7 +290,7 @@ def test_a_leader_whose_lease_is_taken_exits_at_once(
     eventually(lambda: leads(kubectl, namespace, a))
     write_lease(kubectl, namespace, {"holderIdentity": "usurper"})  # as a clock-skewed rival
     assert a.process.wait(timeout=30) == 1
-    assert "Lost the Lease" in a.text()
+    assert f"Lost the Lease {namespace}/{LEASE}: it is held by 'usurper' now" in a.messages()
     assert holder(kubectl, namespace) == "usurper"  # not released: it was not ours any more
 
 
@@ -361,6 +366,13 @@ def test_a_leader_frozen_past_its_lease_exits_on_waking_without_writing(
         f"\nfrozen leader replaced after {seconds:.2f}s; on waking it exited after "
         f"{time.monotonic() - woke:.2f}s, {len(refused)} of its writes refused"
     )
-    assert "Lost the Lease" in a.text()
+    # Its renewal loop notices on waking that the deadline passed, or, had a renewal answered
+    # after the freeze, that b holds the Lease now.
+    lost = re.compile(
+        rf"Lost the Lease {namespace}/{LEASE}: "
+        r"(no renewal succeeded for 2s|it is held by 'b_[0-9a-f]{8}' now)"
+    )
+    [said] = [m for m in a.messages() if m.startswith("Lost the Lease ")]
+    assert lost.fullmatch(said), said
     assert leads(kubectl, namespace, b)
     assert len(pods(kubectl, namespace)) == 3

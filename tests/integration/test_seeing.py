@@ -71,7 +71,9 @@ def test_api_waits_on_db_then_starts(
     ]
     kubectl("apply", "-f", "-", namespace=namespace, input=documents(("Role", "RoleBinding")))
     waiting = eventually(lambda: (row := edge(kubeconfig, namespace))[2:3] == ["waiting"] and row)
-    assert waiting[4].startswith("Ready is False"), waiting
+    # db's Pod is never scheduled: its Ready condition is False with reason Pending
+    assert waiting[3:] == ["InitPipeline db (Ready)", "Ready is False Pending"], waiting
+    finding = "InitPipeline db (Ready): Ready is False Pending"  # in api's waitingOn
     api_pod = eventually(lambda: pod_of(kubectl, namespace, "api"))
     annotations = api_pod["metadata"].get("annotations") or {}
     assert "initpipeline.io/released" not in annotations
@@ -96,13 +98,15 @@ def test_api_waits_on_db_then_starts(
     text = eventually(waiting_drawn)
     assert "\x1b" not in text  # not a terminal: plain
     lines = text.splitlines()
-    assert lines[0] == f"InitPipeline {namespace}/api"
+    assert lines[:2] == [
+        f"InitPipeline {namespace}/api",
+        f"Status:  WaitingForDependency: step 1/1 wait-db: waiting for {finding}",
+    ]
     [step] = [line for line in lines if line.startswith("  wait-db ")]
-    assert step.split()[1] == "Running" and ">|" in step, step
-    assert "Waiting on:" in lines
-    assert any(
-        line.startswith("  wait-db: InitPipeline db (Ready): Ready is False") for line in lines
-    )
+    # running since a moment after the Pod was created: its bar ends in a head at "now"
+    assert re.fullmatch(r"  wait-db  Running  \+\S+ +\S+ +\| *-*>\|", step), step
+    waits = lines.index("Waiting on:")
+    assert lines[waits : waits + 3] == ["Waiting on:", f"  wait-db: {finding}", ""]
 
     # db's Pod runs its step and becomes Ready: api's wait step is released, the edge holds.
     kubelet_runs_everything(
@@ -127,11 +131,17 @@ def test_api_waits_on_db_then_starts(
         return out.stdout if "Status:  Running: 1/1 pods ready" in out.stdout else None
 
     lines = eventually(running).splitlines()
+    assert lines[1] == "Status:  Running: 1/1 pods ready"
     [step] = [line for line in lines if line.startswith("  wait-db ")]
-    assert step.split()[1:4] == ["Succeeded", "+1s", "2s"], step
-    assert "|" in step and "=" in step
+    # the axis spans 0-3 s (creation to the step's end), 40 columns: the bar starts at 13
+    bar = "|" + " " * 13 + "=" * 27 + "|"
+    assert step == f"  wait-db  Succeeded  +1s    2s        {bar}  Completed", step
     assert "Waiting on:" not in lines
-    assert any("StepSucceeded" in line and "wait-db succeeded" in line for line in lines), lines
+    events = lines[lines.index("Events:") + 2 :]  # after the header; LAST SEEN left out
+    assert [re.split(r"\s{2,}", line.strip())[1:] for line in events] == [
+        ["Normal", "StepStarted", "initpipeline/api", "Step 1/1 wait-db started"],
+        ["Normal", "StepSucceeded", "initpipeline/api", "Step 1/1 wait-db succeeded after 2s"],
+    ], lines
 
 
 def test_describe_watch_redraws_when_the_status_changes_and_ctrl_c_ends_it(
@@ -140,9 +150,12 @@ def test_describe_watch_redraws_when_the_status_changes_and_ctrl_c_ends_it(
     kubectl("apply", "-f", "-", namespace=namespace, input=documents(("InitPipeline",)))
     db_pod = eventually(lambda: pod_of(kubectl, namespace, "db"))
     env = {**os.environ, "KUBECONFIG": kubeconfig}
+    # Ctrl-C as a terminal sends it: SIGINT's default action, even where this run inherited
+    # it ignored (a shell's background job ignores SIGINT, and so do its children).
     watcher = subprocess.Popen(
         [str(BIN / "initpipeline"), "describe", "db", "-n", namespace, "--watch"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert watcher.stdout is not None

@@ -13,7 +13,6 @@ long): the operator can only learn what happened by listing again. Then it is re
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +29,7 @@ from tests.helpers import (
     eventually,
     get,
     in_ci,
+    log_messages,
     operator_process,
     pods,
 )
@@ -182,7 +182,9 @@ def test_a_pod_and_a_pipeline_deleted_during_a_watch_gap_are_seen_after_a_relist
         eventually(lambda: pods_of(kubectl, namespace, "kept"), timeout=60)
         print(f"the lost Pod was created again {time.monotonic() - resumed:.1f}s after SIGCONT")
         eventually(lambda: counted(operator) == 1, timeout=60)
-        assert re.search(rf"InitPipeline {namespace}/dropped is gone", operator.text())
+        assert f"InitPipeline {namespace}/dropped is gone, forgotten" in log_messages(
+            operator.text()
+        )
         relists = [line for line in operator.text().splitlines() if "listing again" in line]
         print("the operator:", *relists, sep="\n  ")
         st = get(kubectl, namespace, "initpipeline", "kept")["status"]

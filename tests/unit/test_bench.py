@@ -1,13 +1,20 @@
-"""The benchmark's pure parts: percentiles, tables, the API server metrics delta."""
+"""The benchmark's pure parts: percentiles, tables, the API server metrics delta, the API
+client comparison's figures."""
 
 from __future__ import annotations
 
 import math
+import re
+from typing import Any
 
 import pytest
 from bench import apimetrics
+from bench.clientload import CLIENTS, patched
+from bench.common import PIPELINE_LABEL
 from bench.operator import operator_env
-from bench.report import Row, Table, at_most, markdown, number, ratio_at_most
+from bench.report import Grid, Row, Table, at_most, markdown, number, ratio_at_most
+from bench.scenarios import clients, whole
+from bench.scenarios.clients import figures as clientload_figures
 from bench.stats import percentile, ratio
 
 pytestmark = pytest.mark.unit
@@ -110,3 +117,108 @@ def test_operator_settings_come_only_as_initpipeline_variables() -> None:
         operator_env("KUBECONFIG=/elsewhere")
     with pytest.raises(ValueError, match="INITPIPELINE_WORKERS"):
         operator_env("INITPIPELINE_WORKERS")
+
+
+def test_whole_pipeline_table_sets_each_shape_against_its_pod_by_hand() -> None:
+    created = {f"{who}-{shape}-{r}": 100.0 for who in ("hand", "ipl") for shape in whole.SHAPES
+               for r in range(2)}  # fmt: skip
+    pod_ready = {name: 110.0 if name.startswith("hand") else 111.0 for name in created}
+    pipeline_ready = {name: 112.0 for name in created if name.startswith("ipl")}
+    rows = whole.table(2, created, pod_ready, pipeline_ready).rows
+    assert [(r.figure, r.value, r.baseline) for r in rows[:3]] == [
+        ("sequential: created -> Pod Ready, p50", 11.0, 10.0),
+        ("sequential: created -> Pod Ready, p99", 11.0, 10.0),
+        ("sequential: created -> pipeline Ready (kubectl get ipl), p99", 12.0, 10.0),
+    ]
+    target = rows[0].target
+    assert target is not None and target.verdict(rows[0].value, rows[0].baseline) == "met"
+    assert target.verdict(13.1, 10.0) == "not met"  # 1.2 x 10 s + 1 s = 13 s
+
+
+def test_a_pipelines_pod_is_owned_by_the_pipeline_a_pod_by_hand_by_itself() -> None:
+    by_pipeline = {"metadata": {"name": "ipl-a-0-x1-0", "labels": {PIPELINE_LABEL: "ipl-a-0"}}}
+    assert whole.owner_of(by_pipeline) == "ipl-a-0"
+    assert whole.owner_of({"metadata": {"name": "hand-a-0"}}) == "hand-a-0"
+
+
+def test_grid_renders_rows_of_formatted_cells() -> None:
+    grid = Grid("(g) clients", ["client", "GET p50 / p99"], [["initpipeline", "2.70 / 9.02 ms"]])
+    grid.notes.append("medians")
+    assert markdown(grid).splitlines() == [
+        "### (g) clients",
+        "",
+        "| client | GET p50 / p99 |",
+        "| --- | --- |",
+        "| initpipeline | 2.70 / 9.02 ms |",
+        "",
+        "- medians",
+    ]
+
+
+def test_each_round_starts_one_client_further_on() -> None:
+    assert clients.interleaved(["a", "b", "c"], 4) == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["a", "b", "c"],
+    ]
+
+
+def _raw(count: int, cpu: float, imported: float) -> dict[str, Any]:
+    """clientload's output with every request taking 2.5 ms and `cpu` seconds per phase."""
+    one_by_one = {"latencies": [0.0025] * count, "seconds": 0.0025 * count, "cpu": cpu}
+    return {
+        "client": "initpipeline",
+        "count": count,
+        "phases": {
+            "get": one_by_one,
+            "get_in_flight": {"seconds": 0.5, "cpu": cpu},
+            "list": one_by_one,
+            "patch": one_by_one,
+            "watch": {"latencies": [0.25], "seconds": 0.25, "cpu": cpu},
+        },
+        "rss": {"base": 20.0, "imported": imported, "used": imported + 4.0, "peak": 40.0},
+    }
+
+
+def test_figures_are_per_request_and_the_rss_the_client_added() -> None:
+    f = clientload_figures(_raw(100, 0.2, 31.0))
+    assert f["get_p50"] == pytest.approx(0.0025)
+    assert f["get_cpu"] == pytest.approx(2.0)  # 0.2 s over 100 GETs: 2 s per 1000
+    assert f["list_cpu"] == pytest.approx(1.0)  # each LIST is 2 pages
+    assert f["all_cpu"] == pytest.approx(0.8 / 500 * 1000)  # 100+100 GETs, 200 pages, 100 PATCHes
+    assert f["get_in_flight_rate"] == pytest.approx(200)
+    assert f["watch_rate"] == pytest.approx(400)
+    assert f["watch_cpu"] == pytest.approx(2.0)
+    assert (f["rss_import"], f["rss_used"]) == (11.0, 15.0)
+
+
+def test_medians_per_figure_over_rounds() -> None:
+    runs = [{"get_p50": 3.0, "all_cpu": 1.0}, {"get_p50": 1.0, "all_cpu": 9.0}]
+    runs.append({"get_p50": 2.0, "all_cpu": 2.0})
+    assert clients.medians(runs) == {"get_p50": 2.0, "all_cpu": 2.0}
+    assert clients.medians([]) == {}
+
+
+def test_client_grids_compare_each_client_with_its_http_library_bare() -> None:
+    ours = clientload_figures(_raw(100, 0.2, 31.0))
+    floor = clientload_figures(_raw(100, 0.1, 30.0))
+    speed, cost = clients.grids({"initpipeline": ours, "httpx2-bare": floor}, 100, 5)
+    assert speed.rows[0] == [
+        "initpipeline",
+        "2.50 / 2.50 ms",
+        "200 req/s",
+        "2.50 / 2.50 ms",
+        "2.50 / 2.50 ms",
+        "400 events/s",
+    ]
+    assert cost.rows == [
+        ["initpipeline", "2", "1", "2", "2", "1.60", "2.00x httpx2-bare", "11 MB", "15 MB"],
+        ["httpx2-bare", "1", "0.50", "1", "1", "0.80", "", "10 MB", "14 MB"],
+    ]
+
+
+def test_each_client_patches_a_configmap_with_a_valid_name_of_its_own() -> None:
+    names = {patched(c) for c in CLIENTS}
+    assert len(names) == len(CLIENTS)
+    assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", n) for n in names)

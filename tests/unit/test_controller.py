@@ -5,7 +5,7 @@ once, then records metrics and events (against a fake API module)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
@@ -22,6 +22,8 @@ from initpipeline.controller import (
 from initpipeline.deps import SERVICE_NAME_LABEL, Watched
 from initpipeline.informer import Change, Informer, key_of, replace_diff
 from initpipeline.kube import ApiError, transient
+from initpipeline.names import NUDGED_ANNOTATION, RELEASED_ANNOTATION
+from initpipeline.plan import NUDGE_AFTER_SECONDS
 from initpipeline.render import pod_name, render_pod
 from initpipeline.settings import Settings
 from initpipeline.spec import parse_pipeline
@@ -434,3 +436,133 @@ async def test_a_failing_key_is_requeued_with_backoff_not_at_the_resync_period(
     assert ctl.queue.failures(("shop", "web")) == 1
     due = ctl.queue._due[("shop", "web")] - before
     assert at_least <= due < at_least * 1.5  # the backoff (or Retry-After), not a resync
+
+
+# --------------------------------------------------------------------------- start-up deadline
+
+
+class DeadlineKube(FakeKube):
+    """Answers Pod patches as the API server does (the patched Pod, a new resourceVersion),
+    or with `refusal`."""
+
+    def __init__(self, refusal: ApiError | None = None) -> None:
+        super().__init__()
+        self.refusal = refusal
+
+    async def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        if "/pods/" not in path:
+            return await super().merge_patch(path, patch)
+        self.patches.append((path, patch))
+        if self.refusal is not None:
+            raise self.refusal
+        return {"metadata": {"name": path.split("/")[6], "resourceVersion": "201"}}
+
+
+def deadline_body(seconds: int) -> dict[str, Any]:
+    body = pipeline_body()
+    body["spec"].update(replicas=1, activeDeadlineSeconds=seconds)
+    return body
+
+
+def created_pod(body: dict[str, Any], age: float) -> dict[str, Any]:
+    """The pipeline's Pod, unscheduled, created `age` seconds ago."""
+    pod = render_pod(parse_pipeline(body), 0, Settings().step_image)
+    created = datetime.now(UTC) - timedelta(seconds=age)
+    pod["metadata"].update(
+        uid="p0", resourceVersion="150", creationTimestamp=created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    pod["status"] = {"phase": "Pending"}
+    return pod
+
+
+async def test_a_pipeline_is_woken_when_its_next_start_up_deadline_falls() -> None:
+    ctl = controller(DeadlineKube())
+    body = deadline_body(60)
+    before = asyncio.get_running_loop().time()
+
+    await ctl.reconcile(body, [created_pod(body, age=20)])
+
+    due = ctl.queue._due[("shop", "web")] - before
+    assert 38 <= due <= 41  # 60 s after the Pod's creation (whole seconds), not the resync
+
+
+async def test_an_unscheduled_pod_past_its_deadline_is_annotated_then_marked_failed() -> None:
+    kube = DeadlineKube()
+    body = deadline_body(60)
+    pod = created_pod(body, age=61)
+    name = pod["metadata"]["name"]
+
+    await controller(kube).reconcile(body, [pod])
+
+    pod_patches = [(path, patch) for path, patch in kube.patches if "/pods/" in path]
+    assert pod_patches == [
+        (
+            f"/api/v1/namespaces/shop/pods/{name}",
+            {
+                "metadata": {
+                    "resourceVersion": "150",
+                    "annotations": {"initpipeline.io/deadline-exceeded": "wait-db"},
+                },
+                "spec": {"activeDeadlineSeconds": 1},
+            },
+        ),
+        (
+            f"/api/v1/namespaces/shop/pods/{name}/status",
+            {
+                "metadata": {"resourceVersion": "201"},  # the version the first patch made
+                "status": {
+                    "phase": "Failed",
+                    "reason": "DeadlineExceeded",
+                    "message": "start-up not done within 60s of the pod's creation "
+                    "(spec.activeDeadlineSeconds); no node had started it",
+                },
+            },
+        ),
+    ]
+
+
+async def test_a_pod_that_changed_since_it_was_read_is_left_to_the_next_pass() -> None:
+    kube = DeadlineKube(refusal=ApiError(409, "Conflict", "the object has been modified"))
+    body = deadline_body(60)
+
+    await controller(kube).reconcile(body, [created_pod(body, age=61)])  # no error
+
+    assert len([path for path, _ in kube.patches if "/pods/" in path]) == 1
+
+
+# --------------------------------------------------------------------------- release and nudge
+
+
+class AnnotatingKube(FakeKube):
+    async def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append((path, patch))
+        return {"metadata": {"resourceVersion": "200", **patch.get("metadata", {})}}
+
+
+async def test_a_release_is_looked_at_again_and_a_step_still_running_is_nudged_once() -> None:
+    kube = AnnotatingKube()
+    ctl = Controller(kube=kube, settings=Settings(), unsupported_cluster=None)  # type: ignore[arg-type]
+    pipe = parse_pipeline(pipeline_body())
+    pod = wait_running_pod("web-x-0", "2026-11-25T10:00:01Z")
+    loop = asyncio.get_running_loop()
+
+    before = loop.time()
+    await ctl._release(pipe, [pod], {"wait-db": []})
+    path = f"/api/v1/namespaces/shop/pods/{pod['metadata']['name']}"
+    assert kube.patches == [(path, {"metadata": {"annotations": {RELEASED_ANNOTATION: "wait-db"}}})]
+    due = ctl.queue._due[("shop", "web")] - before
+    assert NUDGE_AFTER_SECONDS <= due <= NUDGE_AFTER_SECONDS + 1  # looked at once it may nudge
+
+    # The release is on the Pod and its step still runs: not nudged at once ...
+    pod["metadata"].setdefault("annotations", {})[RELEASED_ANNOTATION] = "wait-db"
+    await ctl._release(pipe, [pod], {"wait-db": []})
+    assert len(kube.patches) == 1
+    # ... but by an operator that does not know when it was released (it restarted), once.
+    restarted = Controller(kube=kube, settings=Settings(), unsupported_cluster=None)  # type: ignore[arg-type]
+    await restarted._release(pipe, [pod], {"wait-db": []})
+    assert kube.patches[1:] == [
+        (path, {"metadata": {"annotations": {NUDGED_ANNOTATION: "wait-db"}}})
+    ]
+    pod["metadata"]["annotations"][NUDGED_ANNOTATION] = "wait-db"
+    await restarted._release(pipe, [pod], {"wait-db": []})
+    assert len(kube.patches) == 2

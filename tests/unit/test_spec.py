@@ -137,6 +137,42 @@ def test_invalid_specs_name_the_field(
     assert str(raised.value) == f"{field}: {message}"  # the InvalidSpec condition message
 
 
+@pytest.mark.parametrize("policy", [None, "Always", "OnFailure"])
+def test_retries_are_refused_unless_the_pods_restart_policy_is_never(policy: str | None) -> None:
+    # The same words as the CRD's rule (tests/integration/test_crd.py), so `render -f`
+    # refuses what `kubectl apply` refuses.
+    body = copy.deepcopy(EXAMPLE)
+    body["spec"]["retries"] = 2
+    if policy:
+        body["spec"]["template"]["spec"]["restartPolicy"] = policy
+    with pytest.raises(InvalidSpec) as raised:
+        parse_pipeline(body)
+    assert str(raised.value) == (
+        "spec.retries: only allowed with spec.template.spec.restartPolicy Never "
+        f"(here: {policy or 'Always'})"
+    )
+
+
+def test_deadline_and_retries_parse_and_count_the_attempts() -> None:
+    body = copy.deepcopy(EXAMPLE)
+    body["spec"].update(activeDeadlineSeconds=120, retries=2)
+    body["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    spec = parse_pipeline(body).spec
+    assert (spec.active_deadline_seconds, spec.retries, spec.attempts) == (120, 2, 3)
+    assert parse_pipeline(EXAMPLE).spec.attempts == 1  # no retries: one attempt
+    body["spec"]["retries"] = 21
+    with pytest.raises(InvalidSpec) as raised:
+        parse_pipeline(body)
+    assert str(raised.value) == "spec.retries: Input should be less than or equal to 20"
+
+
+def test_every_example_parses() -> None:
+    examples = Path(__file__).parents[2] / "deploy" / "examples"
+    docs = [d for p in sorted(examples.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text())]
+    pipelines = [parse_pipeline(d) for d in docs if d and d.get("kind") == "InitPipeline"]
+    assert len(pipelines) >= 16
+
+
 def test_download_sha256_is_kept_in_lower_case_and_matches_the_crd_pattern() -> None:
     body = copy.deepcopy(EXAMPLE)
     steps(body)[1]["download"]["sha256"] = "AB" * 32

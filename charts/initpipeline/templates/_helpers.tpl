@@ -98,10 +98,17 @@ namespace is watched, a Role in each watched namespace otherwise.
 # label selector initpipeline.io/pipeline).
 # application: the controller creates the Pods, deletes them (spec change, scale down,
 # suspend; uid precondition) and patches its release annotation onto them
-# (initpipeline.io/released, the signal for API-side wait targets).
+# (initpipeline.io/released, the signal for API-side wait targets); past
+# spec.activeDeadlineSeconds it annotates a Pod (initpipeline.io/deadline-exceeded) and
+# lowers its activeDeadlineSeconds to 1, so the kubelet stops it.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch, create, delete, patch]
+# application: a Pod past spec.activeDeadlineSeconds that no node has yet is marked Failed
+# (reason DeadlineExceeded; resourceVersion precondition), so it is never scheduled.
+- apiGroups: [""]
+  resources: [pods/status]
+  verbs: [patch]
 # application: the last lines a running wait container printed (why it still waits).
 - apiGroups: [""]
   resources: [pods/log]

@@ -7,6 +7,8 @@
   (`messages.wait_report`, read from the containers `wait_logs_to_read` names).
 - `heldTargets`: the Job targets that held, per step and spec revision (`held`), carried
   forward from `previous`.
+- `retriesStatus` and `attempt`: the failed attempts spec.retries replaced, and the
+  representative Pod's attempt (`retries`).
 - Every top-level key is always present (a JSON merge patch of the dict replaces every
   field); step entries leave out empty fields; nothing is ever None.
 """
@@ -20,30 +22,14 @@ from typing import Any
 from initpipeline import messages
 from initpipeline.fields import as_int, as_mapping
 from initpipeline.names import PIPELINE_LABEL
-from initpipeline.spec import Pipeline, Step, StepType
-from initpipeline.status import held
+from initpipeline.spec import Pipeline, StepType
+from initpipeline.status import held, retries
 from initpipeline.status.conditions import conditions
-from initpipeline.status.kubelet import StepView
+from initpipeline.status.kubelet import StepView, step_entry
 from initpipeline.status.pods import PodView, current_pods
 from initpipeline.status.states import Reason, StepState
 from initpipeline.status.text import one_line
 from initpipeline.status.verdict import Problems, Verdict, overruling, verdict
-
-
-def _step_entry(step: Step, view: StepView, waiting_on: Sequence[str]) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": step.name,
-        "type": step.type.value,
-        "state": view.state.value,
-        "startedAt": view.started_at,
-        "finishedAt": view.finished_at,
-        "exitCode": view.exit_code,
-        "restartCount": view.restart_count,
-        "reason": view.reason,
-        "message": view.message,
-        "waitingOn": list(waiting_on),
-    }
-    return {key: value for key, value in entry.items() if value not in (None, "", [])}
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -62,9 +48,11 @@ def _assemble(
     replicas: int,
     steps: list[dict[str, Any]],
     held_targets: list[dict[str, str]],
+    retried: Sequence[dict[str, Any]],
     ready_replicas: int = 0,
     finished: int = 0,
     current_step: str = "",
+    attempt: str = "",
     pods: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The status dict; the defaults describe a pipeline with no Pod to report."""
@@ -77,11 +65,13 @@ def _assemble(
         "selector": f"{PIPELINE_LABEL}={name}",
         "progress": f"{finished}/{len(steps)}",
         "currentStep": current_step,
+        "attempt": attempt,
         "message": entries[0]["message"],
         "pods": list(pods),
         "steps": steps,
         "conditions": entries,
         held.FIELD: held_targets,
+        retries.FIELD: list(retried),
     }
 
 
@@ -148,7 +138,7 @@ def derive_status(
     problems = problems or Problems()
     spec = pipeline.spec
     steps = spec.steps
-    pending = [_step_entry(step, StepView(), ()) for step in steps]
+    pending = [step_entry(step, StepView(), ()) for step in steps]
     held_targets = held.carry_forward(pipeline, api_waiting, previous, now)
     overruled = overruling(problems, spec.suspend, len(pods))
     if overruled is not None and (problems.invalid_spec is not None or spec.suspend):
@@ -160,6 +150,7 @@ def derive_status(
             **_identity(pipeline),
             steps=pending,
             held_targets=held_targets,
+            retried=retries.retries_status(pipeline, (), previous, current_hash),
         )
 
     seen = current_pods(pipeline, pods, current_hash)
@@ -179,7 +170,7 @@ def derive_status(
         index = rep.current
         rep_waiting = waiting_on(rep)
         entries = [
-            _step_entry(step, view, rep_waiting if i == index else ())
+            step_entry(step, view, rep_waiting if i == index else ())
             for i, (step, view) in enumerate(zip(steps, rep.steps, strict=True))
         ]
         finished = rep.finished
@@ -211,9 +202,11 @@ def derive_status(
         **_identity(pipeline),
         steps=entries,
         held_targets=held_targets,
+        retried=retries.retries_status(pipeline, seen.replaced, previous, current_hash),
         ready_replicas=sum(pod.ready for pod in current),
         finished=finished,
         current_step=current_step,
+        attempt=retries.attempt(pipeline, rep),
         pods=pod_entries,
     )
 
@@ -251,6 +244,7 @@ def unparsed_status(
         replicas=replicas,
         steps=[],
         held_targets=held.unparsed(previous),
+        retried=retries.unparsed(previous),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from initpipeline import messages
 from initpipeline.fields import as_int, as_mapping, seconds_between
 from initpipeline.spec import StepType
+from initpipeline.status import retries
 from initpipeline.status.states import Reason, StepState
 
 
@@ -17,7 +18,9 @@ class StepEvent:
     """An Event to post on the InitPipeline for one step transition."""
 
     type: str  # "Normal" | "Warning"
-    reason: str  # StepStarted | StepSucceeded | StepReady | StepFailed | WaitTimeout
+    # StepStarted | StepSucceeded | StepReady | StepFailed | WaitTimeout | DeadlineExceeded |
+    # Retrying
+    reason: str
     message: str
 
 
@@ -60,6 +63,10 @@ def step_events(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) 
             took = seconds_between(entry.get("startedAt"), entry.get("finishedAt"))
             after = f" after {int(took)}s" if took is not None else ""
             events.append(StepEvent("Normal", "StepSucceeded", f"{label} succeeded{after}{detail}"))
+        elif state == StepState.FAILED and entry.get("reason") == Reason.DEADLINE_EXCEEDED:
+            events.append(
+                StepEvent("Warning", "DeadlineExceeded", f"{label} stopped: {entry.get('message')}")
+            )
         elif state == StepState.FAILED and entry.get("reason") == Reason.WAIT_TIMEOUT:
             events.append(
                 StepEvent("Warning", "WaitTimeout", _timed_out(label, entry.get("message")))
@@ -71,4 +78,24 @@ def step_events(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) 
             events.append(
                 StepEvent("Warning", "StepFailed", f"{label} failed: {code}{again}{detail}")
             )
-    return events
+    return events + _retry_events(previous, current)
+
+
+def _retry_events(
+    previous: Mapping[str, Any] | None, current: Mapping[str, Any]
+) -> list[StepEvent]:
+    """A Retrying event for each failed attempt that a new one replaced since `previous`."""
+    seen = {
+        (as_mapping(entry).get("replica"), as_mapping(entry).get("attempt"))
+        for entry in as_mapping(previous).get(retries.FIELD) or ()
+    }
+    return [
+        StepEvent(
+            "Warning",
+            "Retrying",
+            f"pod {entry.get('podName')} (attempt {entry.get('attempt')}) failed and was "
+            f"replaced: {entry.get('message')}",
+        )
+        for entry in map(as_mapping, current.get(retries.FIELD) or ())
+        if (entry.get("replica"), entry.get("attempt")) not in seen
+    ]

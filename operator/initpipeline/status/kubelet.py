@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -127,3 +127,21 @@ def with_tools(own: StepView, tools: StepView) -> StepView:
         detail = f"{TOOLS_CONTAINER}: {tools.message}" if tools.message else TOOLS_CONTAINER
         return replace(tools, message=one_line(detail))
     return replace(tools, finished=False)
+
+
+def step_entry(step: Step, view: StepView, waiting_on: Sequence[str] = ()) -> dict[str, Any]:
+    """The step's entry in `status.steps[]` (and in a `retriesStatus[]` entry's steps):
+    empty fields left out."""
+    entry: dict[str, Any] = {
+        "name": step.name,
+        "type": step.type.value,
+        "state": view.state.value,
+        "startedAt": view.started_at,
+        "finishedAt": view.finished_at,
+        "exitCode": view.exit_code,
+        "restartCount": view.restart_count,
+        "reason": view.reason,
+        "message": view.message,
+        "waitingOn": list(waiting_on),
+    }
+    return {key: value for key, value in entry.items() if value not in (None, "", [])}

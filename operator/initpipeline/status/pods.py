@@ -1,7 +1,8 @@
 """One Pod of a pipeline as the status sees it: its steps, readiness, and which Pod stands
 for the pipeline.
 
-Current Pods (`revisions.is_current`) are the only ones counted. The representative Pod,
+Current Pods (`revisions.is_current`, each replica's latest attempt: failed attempts that
+spec.retries replaced are reported apart) are the only ones counted. The representative Pod,
 whose steps `steps[]`, `progress` and `currentStep` describe, is the least advanced one: a
 Pod with a failed step first (it cannot progress until retried), then the fewest finished
 steps, then not Ready, then by name. A step is finished when it Succeeded; a sidecar once
@@ -11,16 +12,16 @@ it started.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from initpipeline.fields import as_int, as_mapping, as_str, find_condition
-from initpipeline.names import TOOLS_CONTAINER
-from initpipeline.revisions import is_current
+from initpipeline.names import DEADLINE_ANNOTATION, TOOLS_CONTAINER
+from initpipeline.revisions import attempt_of, is_current, superseded
 from initpipeline.spec import Pipeline, StepType
 from initpipeline.status.kubelet import STARTING, StepView, step_view, with_tools
-from initpipeline.status.states import StepState
-from initpipeline.status.text import one_line
+from initpipeline.status.states import Reason, StepState
+from initpipeline.status.text import deadline_exceeded, one_line
 
 
 def pod_condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
@@ -36,6 +37,9 @@ class PodView:
     steps: tuple[StepView, ...]
     restarts: int
     raw: Mapping[str, Any]
+    attempt: int = 1  # of its replica (spec.retries)
+    # The start-up deadline fired (DEADLINE_ANNOTATION): its first unfinished step failed.
+    deadline_exceeded: bool = False
 
     @property
     def finished(self) -> int:
@@ -89,35 +93,62 @@ def pod_view(pipeline: Pipeline, pod: Mapping[str, Any]) -> PodView:
         for key in ("initContainerStatuses", "containerStatuses")
         for entry in status.get(key) or ()
     )
+    metadata = as_mapping(pod.get("metadata"))
+    expired = DEADLINE_ANNOTATION in as_mapping(metadata.get("annotations"))
+    if expired:
+        _deadline_failed(pipeline, views)
     return PodView(
-        name=as_str(as_mapping(pod.get("metadata")).get("name")) or "",
+        name=as_str(metadata.get("name")) or "",
         phase=phase,
         ready=pod_condition(pod, "Ready").get("status") == "True",
         scheduled=pod_condition(pod, "PodScheduled").get("status") == "True",
         steps=tuple(views),
         restarts=restarts,
         raw=pod,
+        attempt=attempt_of(pod),
+        deadline_exceeded=expired,
     )
+
+
+def _deadline_failed(pipeline: Pipeline, views: list[StepView]) -> None:
+    """The step a Pod was on when its start-up deadline fired (its first unfinished one)
+    failed with reason DeadlineExceeded, whatever the kubelet made of its container (not
+    started, running, or killed with exit code 137)."""
+    index = next((i for i, view in enumerate(views) if not view.finished), None)
+    if index is not None:
+        views[index] = replace(
+            views[index],
+            state=StepState.FAILED,
+            reason=Reason.DEADLINE_EXCEEDED.value,
+            message=deadline_exceeded(pipeline.spec.active_deadline_seconds),
+        )
 
 
 @dataclass(frozen=True)
 class Pods:
-    """The current Pods (by name), how many others there are, and the representative."""
+    """The current Pods (by name), how many others there are (other revisions, being
+    deleted), the representative, and the failed attempts a later one replaced (by name)."""
 
     current: list[PodView]
     others: int
     rep: PodView | None
+    replaced: list[PodView]
 
 
 def current_pods(
     pipeline: Pipeline, pods: Sequence[Mapping[str, Any]], current_hash: str | None
 ) -> Pods:
-    current = sorted(
+    """The Pods of the current revision (all given Pods when `current_hash` is None), each
+    replica's latest attempt being current (`revisions`)."""
+    later = superseded(pods)
+    ours = sorted(
         (pod_view(pipeline, pod) for pod in pods if is_current(pipeline, pod, current_hash)),
         key=lambda view: view.name,
     )
+    current = [view for view in ours if view.name not in later]
+    replaced = [view for view in ours if view.name in later]
     rep = min(current, key=PodView.rank) if current else None
-    return Pods(current, len(pods) - len(current), rep)
+    return Pods(current, len(pods) - len(ours), rep, replaced)
 
 
 def container_problem(pod: Mapping[str, Any]) -> str:

@@ -28,6 +28,7 @@ class Reason(enum.StrEnum):
     STEP_FAILED = "StepFailed"
     WAIT_TIMEOUT = "WaitTimeout"
     POD_FAILED = "PodFailed"  # a main container failed the Pod (restartPolicy Never/OnFailure)
+    DEADLINE_EXCEEDED = "DeadlineExceeded"  # start-up outlived spec.activeDeadlineSeconds
 
 
 class ConditionType(enum.StrEnum):

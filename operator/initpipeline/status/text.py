@@ -32,3 +32,10 @@ def one_line(text: object, limit: int = MAX_MESSAGE) -> str:
 
 def shorten(text: str, limit: int = MAX_CONDITION_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def deadline_exceeded(seconds: int | None) -> str:
+    """Why a Pod's start-up was stopped (spec.activeDeadlineSeconds; None once removed)."""
+    if seconds is None:
+        return "start-up not done within spec.activeDeadlineSeconds"
+    return f"start-up not done within {seconds}s of the pod's creation (spec.activeDeadlineSeconds)"

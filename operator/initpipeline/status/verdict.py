@@ -5,15 +5,18 @@ Ready (reason in `Reason`): True with Running when readyReplicas >= replicas und
 restartPolicy Always (also for replicas 0), with Succeeded when every current Pod Succeeded
 under Never/OnFailure (a Pod that merely runs is not enough there). Otherwise False with,
 first match wins: UnsupportedCluster, InvalidSpec, Suspended, PodCreationFailed,
-StepFailed/WaitTimeout, PodFailed (a main container failed the Pod), Pending (no Pod / not
+StepFailed/WaitTimeout/DeadlineExceeded (the start-up deadline stopped the Pod at that
+step), PodFailed (a main container failed the Pod), Pending (no Pod / not
 scheduled / replicas missing), WaitingForDependency, Initializing (also for image pull
 errors: "step 3/6 site: ErrImagePull: ..."), Running (all steps done, main containers not
 ready; names a failing container).
 
 Stalled (a user must act): UnsupportedCluster, InvalidSpec, PodCreationFailed; a failed
 non-sidecar step under Never; a Failed Pod under Never/OnFailure (under Always the operator
-replaces it). Reconciling: neither Ready nor Stalled (Suspended only while Pods are still
-being deleted).
+replaces it); DeadlineExceeded. With spec.retries, a failed attempt is Stalled only when it
+was the last one ("...; attempt 3/3, no retries left"); before, the message says
+"...; retrying (attempt 2/3)". Reconciling: neither Ready nor Stalled (Suspended only while
+Pods are still being deleted).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Final
 
 from initpipeline import messages
 from initpipeline.fields import as_mapping, as_str
-from initpipeline.spec import Pipeline, Step, StepType
+from initpipeline.spec import Pipeline, PipelineSpec, Step, StepType
 from initpipeline.status.kubelet import StepView
 from initpipeline.status.pods import PodView, container_problem, pod_condition
 from initpipeline.status.states import Reason
@@ -75,7 +78,9 @@ def _what(step: Step) -> str:
 
 
 def _failure_message(label: str, step: Step, view: StepView, waiting_on: Sequence[str]) -> str:
-    if view.reason == Reason.WAIT_TIMEOUT:
+    if view.reason == Reason.DEADLINE_EXCEEDED:
+        text = f"{label}: {view.message}"
+    elif view.reason == Reason.WAIT_TIMEOUT:
         timeout = messages.parse_wait_timeout(view.message)
         if timeout is not None:
             text = f"{label}: {messages.timed_out(timeout)}"
@@ -126,33 +131,27 @@ def verdict(
         return Verdict(True, Reason.RUNNING, "spec.replicas is 0: no pods wanted")
 
     if rep is not None and (failed := rep.failed) is not None:
-        step, view = spec.steps[failed], rep.steps[failed]
-        reason = Reason.WAIT_TIMEOUT if view.reason == Reason.WAIT_TIMEOUT else Reason.STEP_FAILED
-        label = f"step {failed + 1}/{len(spec.steps)} {step.name}"
+        reason, message = _step_failure(pipeline, rep, failed, waiting_on)
         # Final: nobody retries. The kubelet retries under Always/OnFailure (sidecars always);
-        # the operator replaces a Failed Pod under Always, and keeps it under Never/OnFailure.
-        final = (rep.phase == "Failed" and run_to_completion) or (
-            spec.restart_policy == "Never" and step.type is not StepType.SIDECAR
+        # the operator replaces a Failed Pod under Always, and keeps it under Never/OnFailure
+        # (spec.retries: replaces it with a new attempt while retries are left). A Pod whose
+        # start-up deadline fired is stopped under every policy.
+        final = (
+            rep.deadline_exceeded
+            or (rep.phase == "Failed" and run_to_completion)
+            or (spec.restart_policy == "Never" and spec.steps[failed].type is not StepType.SIDECAR)
         )
-        return Verdict(
-            False, reason, _failure_message(label, step, view, waiting_on), stalled=final
-        )
+        if final:
+            message, final = _after_failure(spec, rep, message)
+        return Verdict(False, reason, message, stalled=final)
 
     for pod in current:
         if pod.phase == "Failed":
-            status = as_mapping(pod.raw.get("status"))
-            # The kubelet's own verdict (Evicted, DeadlineExceeded ...) says most; else the
-            # container that failed.
-            said = ": ".join(
-                part
-                for part in (as_str(status.get("reason")), one_line(status.get("message")))
-                if part
-            )
-            detail = said or container_problem(pod.raw)
-            message = f"pod {pod.name} failed" + (f": {detail}" if detail else "")
+            message = _pod_failure(pod)
             if not run_to_completion:
-                message += "; replacing it"
-            return Verdict(False, Reason.POD_FAILED, message, stalled=run_to_completion)
+                return Verdict(False, Reason.POD_FAILED, f"{message}; replacing it")
+            message, final = _after_failure(spec, pod, message)
+            return Verdict(False, Reason.POD_FAILED, message, stalled=final)
 
     ready = sum(pod.ready for pod in current)
     succeeded = sum(pod.phase == "Succeeded" for pod in current)
@@ -191,6 +190,52 @@ def verdict(
         "" if run_to_completion else one_line(pod_condition(unready.raw, "Ready").get("message"))
     )
     return Verdict(False, Reason.RUNNING, f"{message}; {detail}" if detail else message)
+
+
+def _step_failure(
+    pipeline: Pipeline, pod: PodView, failed: int, waiting_on: Sequence[str]
+) -> tuple[Reason, str]:
+    """The Ready reason and message of the Pod's failed step `failed`."""
+    steps = pipeline.spec.steps
+    step, view = steps[failed], pod.steps[failed]
+    reason = _STEP_REASONS.get(str(view.reason), Reason.STEP_FAILED)
+    label = f"step {failed + 1}/{len(steps)} {step.name}"
+    return reason, _failure_message(label, step, view, waiting_on)
+
+
+_STEP_REASONS: Final[Mapping[str, Reason]] = {
+    Reason.WAIT_TIMEOUT.value: Reason.WAIT_TIMEOUT,
+    Reason.DEADLINE_EXCEEDED.value: Reason.DEADLINE_EXCEEDED,
+}
+
+
+def _pod_failure(pod: PodView) -> str:
+    """`pod NAME failed: ...`: the kubelet's own verdict (Evicted, DeadlineExceeded ...) says
+    most; else the container that failed."""
+    status = as_mapping(pod.raw.get("status"))
+    said = ": ".join(
+        part for part in (as_str(status.get("reason")), one_line(status.get("message"))) if part
+    )
+    detail = said or container_problem(pod.raw)
+    return f"pod {pod.name} failed" + (f": {detail}" if detail else "")
+
+
+def attempt_failure(pipeline: Pipeline, pod: PodView) -> tuple[Reason, str]:
+    """Why a Pod's attempt failed (a failed step, else the Pod's own failure): the reason
+    and message the Ready condition gave it, without what comes next."""
+    if pod.failed is not None:
+        return _step_failure(pipeline, pod, pod.failed, ())
+    return Reason.POD_FAILED, _pod_failure(pod)
+
+
+def _after_failure(spec: PipelineSpec, pod: PodView, message: str) -> tuple[str, bool]:
+    """The message of a Pod's failed attempt and whether it is final (Stalled): with
+    spec.retries, a new attempt follows while retries are left."""
+    if spec.retries is None:
+        return message, True
+    if pod.attempt < spec.attempts:
+        return f"{message}; retrying (attempt {pod.attempt + 1}/{spec.attempts})", False
+    return f"{message}; attempt {pod.attempt}/{spec.attempts}, no retries left", True
 
 
 def overruling(problems: Problems, suspend: bool, pods_left: int) -> Verdict | None:
