@@ -71,7 +71,7 @@ WAIT_LOG_LINES = 20
 # period, at most this): its container's log is read on those passes, and a reason that has
 # not changed for minutes is unlikely to change in the next one. The step's end is a Pod
 # status change and wakes the pipeline at once, however long it waited.
-MAX_WAIT_RESYNC_SECONDS = 60.0
+MAX_WAIT_RESYNC_SECONDS = 120.0
 
 Key = tuple[str, str]
 

@@ -225,7 +225,7 @@ def in_step(type_: str, state: str, started: str | None = None, **condition: str
         (in_step("WaitFor", "Pending"), 10),  # not started: no age yet
         (in_step("WaitFor", "Running", "2026-11-25T09:59:40Z"), 10),  # 20 s: the period
         (in_step("WaitFor", "Running", "2026-11-25T09:58:00Z"), 30),  # 2 min: a quarter
-        (in_step("WaitFor", "Running", "2026-11-25T09:00:00Z"), 60),  # 1 h: the cap
+        (in_step("WaitFor", "Running", "2026-11-25T09:00:00Z"), 120),  # 1 h: the cap
     ],
     ids=["ready", "stalled", "run", "wait-pending", "wait-20s", "wait-2min", "wait-1h"],
 )
