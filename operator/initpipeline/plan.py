@@ -8,10 +8,24 @@ from datetime import datetime
 from typing import Any
 
 from initpipeline.fields import as_mapping, parse_time
-from initpipeline.names import DEADLINE_ANNOTATION, NUDGED_ANNOTATION, RELEASED_ANNOTATION
-from initpipeline.render import pod_name, render_pod, spec_hash
+from initpipeline.names import (
+    DEADLINE_ANNOTATION,
+    NUDGED_ANNOTATION,
+    RELEASED_ANNOTATION,
+    SPEC_HASH_LABEL,
+)
+from initpipeline.render import (
+    once_job_name,
+    once_steps,
+    pod_name,
+    render_job,
+    render_pod,
+    spec_hash,
+    step_targets,
+)
 from initpipeline.revisions import attempt_of, is_current, replica_of
 from initpipeline.spec import Pipeline, PipelineSpec
+from initpipeline.status.held import held_revision
 from initpipeline.status.pods import current_pods as pod_views
 from initpipeline.status.states import Reason
 from initpipeline.status.text import deadline_exceeded
@@ -95,6 +109,51 @@ def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPl
     for name, (index, attempt) in wanted.items():
         if name not in present:
             plan.create.append(render_pod(pipeline, index, step_image, attempt))
+    return plan
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    create: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+def plan_jobs(
+    pipeline: Pipeline,
+    jobs: Sequence[Mapping[str, Any]],
+    pods: Sequence[Pod],
+    previous: Mapping[str, Any] | None,
+) -> JobPlan:
+    """The Jobs of the `once` steps: `jobs` are the pipeline's (ONCE_LABEL), of any revision.
+
+    A step's Job for the current revision is created once a current Pod has finished every
+    step before it (so the Job starts after what the Pods wait for, as the step would in a
+    Pod), unless it exists or its Job already completed for this revision
+    (`status.heldTargets`: a Job deleted after it succeeded is not run again). Jobs of other
+    revisions, and of steps that are no longer `once` steps, are deleted (with their Pods):
+    the Pods of an old revision go too, and a migration of an old spec must not run on.
+    Not created while suspended.
+    """
+    revision = spec_hash(pipeline.spec)
+    wanted = {once_job_name(pipeline, step): step for step in once_steps(pipeline)}
+    plan = JobPlan()
+    present = set()
+    for job in jobs:
+        meta = as_mapping(job.get("metadata"))
+        present.add(meta.get("name"))
+        stale = as_mapping(meta.get("labels")).get(SPEC_HASH_LABEL) != revision
+        if not _deleting(job) and (stale or meta.get("name") not in wanted):
+            plan.delete.append(job)
+    if pipeline.spec.suspend:
+        return plan
+    views = pod_views(pipeline, pods, revision).current
+    for name, step in wanted.items():
+        index = pipeline.spec.steps.index(step)
+        label = step_targets(pipeline, step)[0].describe()
+        if name in present or held_revision(previous, step.name, label) == revision:
+            continue
+        if any(all(v.finished for v in view.steps[:index]) for view in views):
+            plan.create.append(render_job(pipeline, step))
     return plan
 
 

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -384,6 +385,8 @@ class Step(_Model):
     prepare_volume: PrepareVolume | None = Field(default=None, alias="prepareVolume")
     run: dict[str, Any] | None = None
     sidecar: dict[str, Any] | None = None
+    # A run step that runs once per spec revision, as a Job the replicas share (render.py).
+    once: Boolean | None = None
 
     _name = field_validator("name")(_dns_label)
 
@@ -450,6 +453,18 @@ class Step(_Model):
             )
         return self
 
+    @field_validator("once")
+    @classmethod
+    def _once_on_run(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value is not None and info.data.get("run") is None:
+            raise ValueError(ONCE_ONLY_ON_RUN)
+        return value
+
+    @property
+    def is_once(self) -> bool:
+        """A run step the operator runs once per spec revision, as a Job."""
+        return bool(self.once) and self.run is not None
+
     @property
     def type(self) -> StepType:
         return next(kind for field, kind in _ACTIONS.items() if getattr(self, field) is not None)
@@ -474,6 +489,8 @@ class Step(_Model):
             for target in self.targets
         )
 
+
+ONCE_ONLY_ON_RUN = "only allowed on run steps (a Job runs the step once per spec revision)"
 
 _DECLARED = ("name", "image", "restartPolicy", "readinessProbe")
 _RESTART_POLICIES = ("Always", "OnFailure", "Never")
