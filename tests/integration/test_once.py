@@ -111,7 +111,9 @@ def job_ran(kubectl: Kubectl, namespace: str, job: str, code: int, message: str)
 
 
 def released(kubectl: Kubectl, namespace: str) -> list[str] | None:
-    found = [p["metadata"].get("annotations", {}).get(RELEASED) for p in replicas_of(kubectl, namespace)]
+    found = [
+        p["metadata"].get("annotations", {}).get(RELEASED) for p in replicas_of(kubectl, namespace)
+    ]
     return found if all(found) and len(found) == 2 else None
 
 
@@ -133,7 +135,9 @@ def test_one_job_for_both_replicas_releases_them_when_it_completes(
     operator: None, kubectl: Kubectl, namespace: str
 ) -> None:
     apply(kubectl, namespace, pipeline())
-    replicas = eventually(lambda: (found := replicas_of(kubectl, namespace)) and len(found) == 2 and found)
+    replicas = eventually(
+        lambda: (found := replicas_of(kubectl, namespace)) and len(found) == 2 and found
+    )
     st = eventually(lambda: (s := status(kubectl, namespace)).get("pods") and s)
     assert jobs(kubectl, namespace) == []  # no Pod has reached the step yet
     init = replicas[0]["spec"]["initContainers"]
@@ -186,7 +190,9 @@ def test_a_spec_change_runs_a_new_job_and_deletes_the_old_one(
 
     apply(kubectl, namespace, pipeline("echo applied 4 migrations"))
     replaced = eventually(
-        lambda: next((p for p in replicas_of(kubectl, namespace) if name_of(p) != name_of(first)), None)
+        lambda: next(
+            (p for p in replicas_of(kubectl, namespace) if name_of(p) != name_of(first)), None
+        )
     )
     eventually(lambda: jobs(kubectl, namespace) == [] or None)  # the old revision's, deleted
     at_migrate(kubectl, namespace, replaced)
