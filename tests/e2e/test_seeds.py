@@ -887,3 +887,35 @@ def test_12_deleted_pod_is_recreated_and_runs_every_step_again(
         ("2/2", "", "Running"),
     )
     assert_truthful(rec.statuses, monotonic=False)
+
+
+@pytest.mark.incluster
+def test_14_a_migration_runs_once_in_a_job_both_replicas_start_after_it(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    apply(kubectl, namespace, "14-run-once-migration.yaml")
+    st = ready(kubectl, namespace, "shop")
+    migrate = step(st, "migrate")
+    assert (migrate["state"], migrate["exitCode"], migrate["message"]) == (
+        "Succeeded",
+        0,
+        "migrated schema to v43",
+    )
+    # One Job, one Pod of it, succeeded once: the migration ran exactly once.
+    [job] = get(kubectl, namespace, "jobs")["items"]
+    name = job["metadata"]["name"]
+    assert re.fullmatch(r"shop-migrate-[0-9a-f]{5}", name)
+    assert (job["status"]["succeeded"], job["status"].get("failed", 0)) == (1, 0)
+    runs = get(kubectl, namespace, "pods", "-l", f"batch.kubernetes.io/job-name={name}")["items"]
+    assert len(runs) == 1
+    job_pod = runs[0]["metadata"]["name"]
+    assert "migrated schema to v43" in logs(kubectl, namespace, job_pod, "migrate")
+    # Both replicas waited for it (the operator released them) and started after it.
+    replicas = pods(kubectl, namespace, "shop")
+    assert len(replicas) == 2
+    finished = job["status"]["completionTime"]
+    for pod in replicas:
+        waited = container_status(pod, "migrate")["state"]["terminated"]
+        assert re.fullmatch(rf"job {name} confirmed by the operator after \d+s", waited["message"])
+        assert container_status(pod, "app")["state"]["running"]["startedAt"] >= finished
+    assert [p["currentStep"] for p in st["pods"]] == ["", ""]
