@@ -916,6 +916,8 @@ def test_14_a_migration_runs_once_in_a_job_both_replicas_start_after_it(
     finished = job["status"]["completionTime"]
     for pod in replicas:
         waited = container_status(pod, "migrate")["state"]["terminated"]
-        assert re.fullmatch(rf"job {name} confirmed by the operator after \d+s", waited["message"])
+        assert re.fullmatch(
+            rf"job {name} confirmed by the operator after \d+s", waited["message"].strip()
+        )
         assert container_status(pod, "app")["state"]["running"]["startedAt"] >= finished
     assert [p["currentStep"] for p in st["pods"]] == ["", ""]
