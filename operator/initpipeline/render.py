@@ -1,4 +1,5 @@
-"""InitPipeline -> Pod manifests (plain dicts). Pure: no I/O, same input -> equal output.
+"""InitPipeline -> Pod manifests, and the Jobs of `once` run steps (plain dicts). Pure: no
+I/O, same input -> equal output.
 
 Pod shape:
 
@@ -20,6 +21,10 @@ Pod Security level: non-root uid/gid 65532, no privilege escalation, all capabil
 dropped, RuntimeDefault seccomp, read-only root filesystem, small resources,
 FallbackToLogsOnError. prepareVolume is the exception (see `_prepare_volume`). run and
 sidecar containers are the user's, taken as written.
+
+A `once` run step is, in the Pods, a generated wait container on its Job (`step_targets`: a
+`job` target the operator releases); the step's own container runs in that Job
+(`render_job`), one per spec revision (`once_job_name`).
 """
 
 from __future__ import annotations

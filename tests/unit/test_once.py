@@ -4,9 +4,12 @@ operator creates and deletes Jobs, and the step's status read from the Job."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from tests.unit.test_cli import EXAMPLES, render
 from tests.unit.test_deps import JOBS, FakeObjects
 
 from initpipeline import deps
@@ -18,8 +21,10 @@ from initpipeline.render import (
     render_job,
     render_jobs,
     render_pod,
+    render_pods,
     spec_hash,
 )
+from initpipeline.settings import DEFAULT_STEP_IMAGE
 from initpipeline.spec import InvalidSpec, Pipeline, parse_pipeline
 from initpipeline.status import derive_status
 from initpipeline.status.once import once_views
@@ -388,3 +393,27 @@ def test_an_image_the_jobs_pod_cannot_pull_is_reported() -> None:
     stuck = job_pod({"waiting": {"reason": "ErrImagePull", "message": "not found"}})
     status = status_of(pipe, [pod(pipe, 0, done=2)], [job(pipe)], [stuck])
     assert status["message"] == "step 3/4 migrate: ErrImagePull: not found"
+
+
+# --------------------------------------------------------------------------- initpipeline render
+
+
+def test_render_prints_the_pods_then_the_job(tmp_path: Path) -> None:
+    example = EXAMPLES / "14-run-once-migration.yaml"
+    result = render(example)
+    assert result.returncode == 0, result.stderr
+    pipe = parse_pipeline(yaml.safe_load(example.read_text()))
+    assert list(yaml.safe_load_all(result.stdout)) == [
+        *render_pods(pipe, DEFAULT_STEP_IMAGE),
+        *render_jobs(pipe),
+    ]
+
+    bad = yaml.safe_load(example.read_text())
+    bad["spec"]["steps"][0] = {"name": "migrate", "once": True, "sidecar": {"image": "x"}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    refused = render(tmp_path / "bad.yaml")
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "initpipeline: spec.steps[0].once: only allowed on run steps (a Job runs the step once"
+        ' per spec revision) (step "migrate")\n',
+    )
