@@ -408,40 +408,43 @@ class Controller:
         connection) is raised: the key is retried with backoff and the pipeline is not
         Stalled for it."""
         plan = plan_pods(pipeline, pods, self.settings.step_image)
-        for pod in plan.delete:
-            meta = pod["metadata"]
-            await self.kube.delete(PODS.path(meta["namespace"], meta["name"]), uid=meta["uid"])
-        created: list[Obj] = []
-        for manifest in plan.create:
-            try:
-                answer = await self.kube.create(PODS.path(pipeline.namespace), manifest)
-            except ApiError as error:
-                if transient(error):
-                    raise
-                return created, f"pod {manifest['metadata']['name']}: {error.message}"
-            if answer is not None:  # None: it exists already; the informer will show it
-                created.append(answer)
-        return created, None
+        return await self._converge(PODS, pipeline.namespace, plan.delete, plan.create)
 
     async def _converge_jobs(
         self, pipeline: Pipeline, jobs: Sequence[Obj], pods: Sequence[Obj], previous: Obj
     ) -> tuple[list[Obj], str | None]:
         """Create and delete the Jobs of `once` steps (`plan_jobs`), as `_converge_pods`
-        does Pods: the Jobs created, and the API server's refusal of one, if any."""
+        does Pods; a Job is deleted with its Pods."""
         plan = plan_jobs(pipeline, jobs, pods, previous)
-        for job in plan.delete:
-            meta = job["metadata"]
-            path = JOBS.path(meta["namespace"], meta["name"])
-            await self.kube.delete(path, uid=meta["uid"], dependents=True)
+        return await self._converge(
+            JOBS, pipeline.namespace, plan.delete, plan.create, dependents=True
+        )
+
+    async def _converge(
+        self,
+        resource: Resource,
+        namespace: str,
+        delete: Sequence[Mapping[str, Any]],
+        create: Sequence[Obj],
+        *,
+        dependents: bool = False,
+    ) -> tuple[list[Obj], str | None]:
+        """Delete, then create, objects of one kind: the objects created (the API server's
+        answers) and its refusal of one (`<kind> <name>: <why>`), if any."""
+        for obj in delete:
+            meta = obj["metadata"]
+            path = resource.path(meta["namespace"], meta["name"])
+            await self.kube.delete(path, uid=meta["uid"], dependents=dependents)
         created: list[Obj] = []
-        for manifest in plan.create:
+        for manifest in create:
             try:
-                answer = await self.kube.create(JOBS.path(pipeline.namespace), manifest)
+                answer = await self.kube.create(resource.path(namespace), manifest)
             except ApiError as error:
                 if transient(error):
                     raise
-                return created, f"job {manifest['metadata']['name']}: {error.message}"
-            if answer is not None:
+                name = manifest["metadata"]["name"]
+                return created, f"{resource.kind.lower()} {name}: {error.message}"
+            if answer is not None:  # None: it exists already; the informer will show it
                 created.append(answer)
         return created, None
 

@@ -187,6 +187,7 @@ def test_a_spec_change_runs_a_new_job_and_deletes_the_old_one(
     first = eventually(lambda: (found := replicas_of(kubectl, namespace)) and found[0])
     at_migrate(kubectl, namespace, first)
     [old] = eventually(lambda: jobs(kubectl, namespace) or None)
+    eventually(lambda: job_pod(kubectl, namespace, name_of(old)))
 
     apply(kubectl, namespace, pipeline("echo applied 4 migrations"))
     replaced = eventually(
@@ -195,6 +196,7 @@ def test_a_spec_change_runs_a_new_job_and_deletes_the_old_one(
         )
     )
     eventually(lambda: jobs(kubectl, namespace) == [] or None)  # the old revision's, deleted
+    eventually(lambda: job_pod(kubectl, namespace, name_of(old)) is None or None)  # its Pod too
     at_migrate(kubectl, namespace, replaced)
     [new] = eventually(lambda: jobs(kubectl, namespace) or None)
     assert name_of(new) != name_of(old)

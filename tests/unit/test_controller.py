@@ -122,7 +122,7 @@ class FakeKube:
     async def create(self, path: str, manifest: dict[str, Any]) -> None:
         self.created.append(manifest["metadata"]["name"])
 
-    async def delete(self, path: str, uid: str) -> None:
+    async def delete(self, path: str, uid: str, dependents: bool = False) -> None:
         raise AssertionError("nothing to delete")
 
     async def merge_patch_pod(self, path: str, patch: dict[str, Any]) -> None:
