@@ -33,6 +33,28 @@ NAMESPACE = "initpipeline-system"
 DEPLOYMENT = "initpipeline-operator"
 LEASE = "initpipeline-operator"
 SELECTOR = "app.kubernetes.io/name=initpipeline,app.kubernetes.io/component=operator"
+# What the test pipelines' Pods need under the namespaces' `restricted` Pod Security level.
+RESTRICTED = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+# A test pipeline's template: an app that stops at once on SIGTERM.
+APP_TEMPLATE = {
+    "spec": {
+        "securityContext": RESTRICTED,
+        "terminationGracePeriodSeconds": 1,
+        "containers": [
+            {
+                "name": "app",
+                "image": "docker.io/library/busybox:1.36.1-musl",
+                "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+                "securityContext": CONTAINER_SECURITY,
+            }
+        ],
+    }
+}
 AUDIT_LOG = CLUSTER_DIR / "logs" / "audit.log"
 POD_NAME_CLAIM = "authentication.kubernetes.io/pod-name"
 # The name under which deploy/base refers to the image (its kustomize `images:` entry).

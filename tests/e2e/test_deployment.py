@@ -22,18 +22,20 @@ from typing import Any
 import pytest
 from tests import deployment
 from tests.convergence import most_live_pods_per_replica, pods_by_pipeline, wait_all_ready
-from tests.deployment import NAMESPACE, Deployed, Write, audit_writes
+from tests.deployment import (
+    APP_TEMPLATE,
+    CONTAINER_SECURITY,
+    NAMESPACE,
+    RESTRICTED,
+    Deployed,
+    Write,
+    audit_writes,
+)
 from tests.helpers import Kubectl, Stream, eventually, get
 
 pytestmark = [pytest.mark.e2e, pytest.mark.deployment]
 
 PIPELINES = 20
-RESTRICTED = {
-    "runAsNonRoot": True,
-    "runAsUser": 65532,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def raw(kubectl: Kubectl, pod: str, port: int, path: str) -> str:
@@ -85,20 +87,7 @@ def pipeline(name: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "steps": [{"name": "wait-backend", "waitFor": [{"service": "backend"}]}],
-            "template": {
-                "spec": {
-                    "securityContext": RESTRICTED,
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": "docker.io/library/busybox:1.36.1-musl",
-                            "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
-                            "securityContext": CONTAINER_SECURITY,
-                        }
-                    ],
-                }
-            },
+            "template": APP_TEMPLATE,
         },
     }
 

@@ -16,17 +16,12 @@ from typing import Any
 
 import pytest
 from tests import deployment
-from tests.deployment import NAMESPACE, Deployed, audit_writes
+from tests.deployment import APP_TEMPLATE, CONTAINER_SECURITY, NAMESPACE, Deployed, audit_writes
 from tests.helpers import Kubectl, eventually, get, pods
 
 pytestmark = [pytest.mark.e2e, pytest.mark.deployment]
 
 SHARD_DEPLOYMENT = "initpipeline-operator-shard-a"
-RESTRICTED = {
-    "runAsNonRoot": True,
-    "runAsUser": 65532,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 @pytest.fixture(scope="module")
@@ -56,30 +51,11 @@ def pipeline(name: str, labels: dict[str, str]) -> dict[str, Any]:
                     "run": {
                         "image": "docker.io/library/busybox:1.36.1-musl",
                         "command": ["true"],
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
+                        "securityContext": CONTAINER_SECURITY,
                     },
                 }
             ],
-            "template": {
-                "spec": {
-                    "securityContext": RESTRICTED,
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": "docker.io/library/busybox:1.36.1-musl",
-                            "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                        }
-                    ],
-                }
-            },
+            "template": APP_TEMPLATE,
         },
     }
 
