@@ -33,9 +33,11 @@ from initpipeline.plan import (
     current_pods,
     deadlines,
     nudge_value,
+    owns,
     plan_jobs,
     plan_pods,
     release_value,
+    shard_handover,
 )
 from initpipeline.render import spec_hash
 from initpipeline.settings import Settings
@@ -90,6 +92,13 @@ def is_own_echo(old: Obj | None, new: Obj | None, written: Mapping[str, Any] | N
         for field in ("generation", "labels", "annotations", "deletionTimestamp")
     )
     return same_meta and new.get("status") == written
+
+
+def pod_selector(shard_selector: str, label: str = PIPELINE_LABEL) -> str:
+    """The Pods to follow: the pipelines' (PIPELINE_LABEL; ONCE_LABEL: the Jobs of `once`
+    steps and their Pods), of this shard's pipelines only (their SHARD_LABEL is copied onto
+    their Pods and Jobs)."""
+    return f"{label},{shard_selector}" if shard_selector else label
 
 
 def resync_after(status: Mapping[str, Any], now: datetime, resync_seconds: float) -> float:
@@ -171,6 +180,7 @@ class Controller:
                     f"InitPipelines in {where}",
                     self._path(PIPELINES, namespace),
                     self._pipeline_changed,
+                    label_selector=self.settings.shard_selector,
                 )
             )
             self.pods.append(
@@ -179,7 +189,7 @@ class Controller:
                     f"Pods in {where}",
                     self._path(PODS, namespace),
                     self._pod_changed,
-                    label_selector=PIPELINE_LABEL,
+                    label_selector=pod_selector(self.settings.shard_selector),
                     index=_pipeline_of,
                 )
             )
@@ -193,7 +203,7 @@ class Controller:
                         f"{what} of once steps in {where}",
                         self._path(resource, namespace),
                         self._pod_changed,
-                        label_selector=ONCE_LABEL,
+                        label_selector=pod_selector(self.settings.shard_selector, ONCE_LABEL),
                         index=_pipeline_of,
                     )
                 )
@@ -408,7 +418,7 @@ class Controller:
         connection) is raised: the key is retried with backoff and the pipeline is not
         Stalled for it."""
         plan = plan_pods(pipeline, pods, self.settings.step_image)
-        return await self._converge(PODS, pipeline.namespace, plan.delete, plan.create)
+        return await self._converge(PODS, pipeline, plan.delete, plan.create)
 
     async def _converge_jobs(
         self, pipeline: Pipeline, jobs: Sequence[Obj], pods: Sequence[Obj], previous: Obj
@@ -416,21 +426,20 @@ class Controller:
         """Create and delete the Jobs of `once` steps (`plan_jobs`), as `_converge_pods`
         does Pods; a Job is deleted with its Pods."""
         plan = plan_jobs(pipeline, jobs, pods, previous)
-        return await self._converge(
-            JOBS, pipeline.namespace, plan.delete, plan.create, dependents=True
-        )
+        return await self._converge(JOBS, pipeline, plan.delete, plan.create, dependents=True)
 
     async def _converge(
         self,
         resource: Resource,
-        namespace: str,
+        pipeline: Pipeline,
         delete: Sequence[Mapping[str, Any]],
         create: Sequence[Obj],
         *,
         dependents: bool = False,
     ) -> tuple[list[Obj], str | None]:
-        """Delete, then create, objects of one kind: the objects created (the API server's
-        answers) and its refusal of one (`<kind> <name>: <why>`), if any."""
+        """Delete, then create, the pipeline's objects of one kind: the objects created (the
+        API server's answers, or the existing ones that are the pipeline's: `_existing`) and
+        its refusal of one (`<kind> <name>: <why>`), if any."""
         for obj in delete:
             meta = obj["metadata"]
             path = resource.path(meta["namespace"], meta["name"])
@@ -438,15 +447,33 @@ class Controller:
         created: list[Obj] = []
         for manifest in create:
             try:
-                answer = await self.kube.create(resource.path(namespace), manifest)
+                answer = await self.kube.create(resource.path(pipeline.namespace), manifest)
             except ApiError as error:
                 if transient(error):
                     raise
                 name = manifest["metadata"]["name"]
                 return created, f"{resource.kind.lower()} {name}: {error.message}"
-            if answer is not None:  # None: it exists already; the informer will show it
+            if answer is None:  # it exists already
+                answer = await self._existing(resource, pipeline, manifest["metadata"]["name"])
+            if answer is not None:
                 created.append(answer)
         return created, None
+
+    async def _existing(self, resource: Resource, pipeline: Pipeline, name: str) -> Obj | None:
+        """A Pod (or Job) whose create was refused as existing, when it is the pipeline's:
+        one the informer has not shown yet, or one labelled for the shard the pipeline was in
+        before, handed over to this one (`shard_handover`) so that the informer follows it."""
+        path = resource.path(pipeline.namespace, name)
+        found = await self.kube.get(path)
+        if found is None or not owns(pipeline, found):
+            return None
+        handover = shard_handover(pipeline, found)
+        if handover is not None:
+            log.info(
+                "%s %s/%s: taken over from another shard", resource.kind, pipeline.namespace, name
+            )
+            found = await self.kube.merge_patch(path, handover)
+        return found
 
     async def _enforce_deadlines(self, pipeline: Pipeline, pods: Sequence[Obj]) -> None:
         """Stop the Pods whose start-up outlived spec.activeDeadlineSeconds (`deadlines`

@@ -5,7 +5,8 @@ Pod shape:
 
 - metadata: `<name>-<hash[:5]>-<index>` (see `pod_name`), the namespace of the pipeline,
   template labels plus PIPELINE_LABEL, SPEC_HASH_LABEL and REPLICA_LABEL (ours win; a
-  retry also ATTEMPT_LABEL, and `-retry<N>` in its name), template annotations, and an
+  retry also ATTEMPT_LABEL, and `-retry<N>` in its name; the pipeline's SHARD_LABEL when it
+  has one), template annotations, and an
   ownerReference to the InitPipeline (controller, blockOwnerDeletion).
   The release annotation is not pre-set: the operator patches it when API-side targets hold.
 - spec: the template's Pod spec as given (restartPolicy, serviceAccountName, securityContext
@@ -57,6 +58,7 @@ from initpipeline.spec import (
     API_VERSION,
     DNS_LABEL,
     KIND,
+    SHARD_LABEL,
     Pipeline,
     PipelineSpec,
     Step,
@@ -144,6 +146,8 @@ def render_pod(pipeline: Pipeline, index: int, step_image: str, attempt: int = 1
     }
     if attempt > 1:
         labels[ATTEMPT_LABEL] = str(attempt)
+    if pipeline.shard:  # the shard's operator follows only its own Pods
+        labels[SHARD_LABEL] = pipeline.shard
     metadata: dict[str, Any] = {
         "name": pod_name(pipeline, index, attempt),
         "namespace": pipeline.namespace,
@@ -355,8 +359,9 @@ def render_jobs(pipeline: Pipeline) -> list[dict[str, Any]]:
 def render_job(pipeline: Pipeline, step: Step) -> dict[str, Any]:
     """The Job that runs a `once` run step for the pipeline's current revision.
 
-    Named by `once_job_name`, labelled ONCE_LABEL, STEP_LABEL and SPEC_HASH_LABEL (the Job and
-    its Pod; not the template's labels, which a Service may select), owned by the pipeline.
+    Named by `once_job_name`, labelled ONCE_LABEL, STEP_LABEL and SPEC_HASH_LABEL (and the
+    pipeline's SHARD_LABEL) on the Job and its Pod (not the template's labels, which a Service
+    may select), owned by the pipeline.
     Its Pod is the template's Pod spec (serviceAccountName, securityContext, nodeSelector,
     imagePullSecrets ...) with the step's container as its only container, the sidecar steps
     before it as native sidecars, the volumes those mount (the template's, else an emptyDir),
@@ -371,6 +376,8 @@ def render_job(pipeline: Pipeline, step: Step) -> dict[str, Any]:
     assert step.run is not None
     spec = pipeline.spec
     labels = {ONCE_LABEL: pipeline.name, STEP_LABEL: step.name, SPEC_HASH_LABEL: spec_hash(spec)}
+    if pipeline.shard:  # the shard's operator follows only its own Jobs and their Pods
+        labels[SHARD_LABEL] = pipeline.shard
     pod_spec: dict[str, Any] = copy.deepcopy(spec.template["spec"])
     pod_security = pod_spec.get("securityContext") or {}
     earlier = spec.steps[: spec.steps.index(step)]
