@@ -25,7 +25,7 @@ from initpipeline.render import (
     spec_hash,
 )
 from initpipeline.settings import DEFAULT_STEP_IMAGE
-from initpipeline.spec import InvalidSpec, Pipeline, parse_pipeline
+from initpipeline.spec import SHARD_LABEL, InvalidSpec, Pipeline, parse_pipeline
 from initpipeline.status import derive_status
 from initpipeline.status.once import once_views
 
@@ -417,3 +417,12 @@ def test_render_prints_the_pods_then_the_job(tmp_path: Path) -> None:
         "initpipeline: spec.steps[0].once: only allowed on run steps (a Job runs the step once"
         ' per spec revision) (step "migrate")\n',
     )
+
+
+def test_the_job_and_its_pod_carry_the_pipelines_shard() -> None:
+    sharded = body()
+    sharded["metadata"]["labels"] = {SHARD_LABEL: "a"}
+    manifest = render_job(parse_pipeline(sharded), parse_pipeline(sharded).spec.steps[2])
+    assert manifest["metadata"]["labels"][SHARD_LABEL] == "a"
+    assert manifest["spec"]["template"]["metadata"]["labels"][SHARD_LABEL] == "a"
+    assert SHARD_LABEL not in render_job(pipeline(), pipeline().spec.steps[2])["metadata"]["labels"]
