@@ -10,7 +10,8 @@ from typing import Any
 from initpipeline.fields import as_mapping, parse_time
 from initpipeline.names import DEADLINE_ANNOTATION, NUDGED_ANNOTATION, RELEASED_ANNOTATION
 from initpipeline.render import pod_name, render_pod, spec_hash
-from initpipeline.revisions import attempt_of, is_current, replica_of
+from initpipeline.revisions import attempt_of, is_current, replica_of, revision_of
+from initpipeline.rollout import replace_pods
 from initpipeline.spec import Pipeline, PipelineSpec
 from initpipeline.status.pods import current_pods as pod_views
 from initpipeline.status.states import Reason
@@ -64,8 +65,9 @@ def _next_attempt(spec: PipelineSpec, attempts: Sequence[Pod]) -> int:
 
 def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPlan:
     """Create the missing replicas (the next attempt of a failed one while spec.retries
-    allows), delete Pods of old revisions, extra replicas and, when the pipeline restarts its
-    Pods (restartPolicy Always), Pods the node gave up on. Failed attempts that a later one
+    allows) and replace the Pods of old revisions, both as spec.strategy allows in this pass
+    (`rollout`); delete extra replicas and, when the pipeline restarts its Pods
+    (restartPolicy Always), Pods the node gave up on. Failed attempts that a later one
     replaced are kept for their logs; so is a Pod whose start-up deadline fired."""
     spec = pipeline.spec
     revision = spec_hash(spec)
@@ -81,21 +83,45 @@ def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPl
         wanted[pod_name(pipeline, index, attempt)] = (index, attempt)
         kept.update(pod["metadata"]["name"] for pod in attempts if attempt_of(pod) < attempt)
     keep_finished = spec.restart_policy != "Always"  # Never/OnFailure Pods run to completion
-    plan = PodPlan()
+    delete: list[Pod] = []
+    updated: list[Pod] = []
+    old: list[Pod] = []
+    leaving = old_leaving = 0
     present = set()
     for pod in pods:
         name = pod["metadata"]["name"]
         present.add(name)
         if _deleting(pod):
+            leaving += 1
+            old_leaving += revision_of(pod) != revision
+        elif revision_of(pod) != revision:
+            old.append(pod)
+        elif name in kept:
             continue
-        finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-        replace = finished and not keep_finished and DEADLINE_ANNOTATION not in _annotations(pod)
-        if (name not in wanted and name not in kept) or replace:
-            plan.delete.append(pod)
-    for name, (index, attempt) in wanted.items():
-        if name not in present:
-            plan.create.append(render_pod(pipeline, index, step_image, attempt))
-    return plan
+        elif name not in wanted or (
+            not keep_finished
+            and as_mapping(pod.get("status")).get("phase") in ("Succeeded", "Failed")
+            and DEADLINE_ANNOTATION not in _annotations(pod)
+        ):
+            delete.append(pod)
+        else:
+            updated.append(pod)
+    missing = [name for name in wanted if name not in present]
+    replacement = replace_pods(
+        spec,
+        missing=len(missing),
+        updated=updated,
+        old=old,
+        leaving=leaving + len(delete),
+        old_leaving=old_leaving,
+    )
+    return PodPlan(
+        create=[
+            render_pod(pipeline, wanted[name][0], step_image, wanted[name][1])
+            for name in missing[: replacement.create]
+        ],
+        delete=delete + replacement.delete,
+    )
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ Pods are still being deleted).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from initpipeline import messages
 from initpipeline.fields import as_mapping, as_str
+from initpipeline.rollout import available
 from initpipeline.spec import Pipeline, PipelineSpec, Step, StepType
 from initpipeline.status.kubelet import StepView
 from initpipeline.status.pods import PodView, container_problem, pod_condition
@@ -190,6 +191,19 @@ def verdict(
         "" if run_to_completion else one_line(pod_condition(unready.raw, "Ready").get("message"))
     )
     return Verdict(False, Reason.RUNNING, f"{message}; {detail}" if detail else message)
+
+
+def rolling_out(
+    spec: PipelineSpec, outcome: Verdict, current: Sequence[PodView], old: int
+) -> Verdict:
+    """While Pods of an older revision are left (`old`) and the pipeline is not Ready, the
+    message starts with `rolling out N/R`: N of the R replicas are of the current revision
+    and available (`rollout.available`)."""
+    if outcome.ready or not old:
+        return outcome
+    run_to_completion = spec.restart_policy != "Always"
+    done = sum(available(pod.raw, run_to_completion) for pod in current)
+    return replace(outcome, message=f"rolling out {done}/{spec.replicas}; {outcome.message}")
 
 
 def _step_failure(
