@@ -30,11 +30,13 @@ from initpipeline.messages import wait_report
 from initpipeline.names import NUDGED_ANNOTATION, PIPELINE_LABEL, RELEASED_ANNOTATION
 from initpipeline.plan import (
     NUDGE_AFTER_SECONDS,
+    OwnWrites,
     current_pods,
     deadlines,
     nudge_value,
     plan_pods,
     release_value,
+    with_own_writes,
 )
 from initpipeline.render import spec_hash
 from initpipeline.settings import Settings
@@ -140,6 +142,8 @@ class Controller:
         # Pipelines whose last Pod create was refused: looked at again with backoff (a refusal
         # can pass too, e.g. a new namespace's ServiceAccount that did not exist yet).
         self._refused: set[Key] = set()
+        # Pods created and deleted that the Pod informers may not show yet, by pipeline.
+        self._own_writes: dict[Key, OwnWrites] = {}
 
     @classmethod
     async def start(cls, kube: Kube, settings: Settings) -> Controller:
@@ -294,9 +298,20 @@ class Controller:
         if body is None:
             self.forget(key)
             return None
-        pods = [pod for informer in self.pods for pod in informer.by_index(key)]
+        cached = [pod for informer in self.pods for pod in informer.by_index(key)]
+        pods, pending = with_own_writes(
+            cached, self._own_writes.pop(key, OwnWrites()), self._pods_seen(), timestamp(_now())
+        )
+        if pending.created or pending.deleted:
+            self._own_writes[key] = pending
         self._known.add(key)
         return await self.reconcile(body, pods)
+
+    def _pods_seen(self) -> int | None:
+        """The resourceVersion every Pod informer has seen (None: not known)."""
+        versions = [_version({"metadata": {"resourceVersion": i.version}}) for i in self.pods]
+        known = [version for version in versions if version is not None]
+        return min(known) if known and len(known) == len(versions) else None
 
     def forget(self, key: Key) -> None:
         """The InitPipeline is gone; its Pods go with it (ownerReferences)."""
@@ -306,6 +321,7 @@ class Controller:
         self._refused.discard(key)
         self._patched.pop(key, None)
         self._released_at.pop(key, None)
+        self._own_writes.pop(key, None)
         self._depend(key, set())
         self._depends_on.pop(key, None)
         self.cache.release(key)
@@ -368,9 +384,12 @@ class Controller:
         connection) is raised: the key is retried with backoff and the pipeline is not
         Stalled for it."""
         plan = plan_pods(pipeline, pods, self.settings.step_image)
+        writes = self._own_writes.setdefault((pipeline.namespace, pipeline.name), OwnWrites())
         for pod in plan.delete:
             meta = pod["metadata"]
-            await self.kube.delete(PODS.path(meta["namespace"], meta["name"]), uid=meta["uid"])
+            path = PODS.path(meta["namespace"], meta["name"])
+            if await self.kube.delete(path, uid=meta["uid"]):
+                writes.deleted.add(meta["uid"])
         created: list[Obj] = []
         for manifest in plan.create:
             try:
@@ -381,6 +400,7 @@ class Controller:
                 return created, f"pod {manifest['metadata']['name']}: {error.message}"
             if answer is not None:  # None: it exists already; the informer will show it
                 created.append(answer)
+                writes.created[answer["metadata"]["name"]] = answer
         return created, None
 
     async def _enforce_deadlines(self, pipeline: Pipeline, pods: Sequence[Obj]) -> None:

@@ -24,6 +24,48 @@ NUDGE_AFTER_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
+class OwnWrites:
+    """The Pods the operator created (name -> the API server's answer) and deleted (uids)
+    that its cache may not show yet."""
+
+    created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+
+
+def with_own_writes(
+    pods: Sequence[dict[str, Any]], writes: OwnWrites, seen_version: int | None, now: str
+) -> tuple[list[dict[str, Any]], OwnWrites]:
+    """The Pods as the operator's own writes left them, and the writes the cache still lags
+    behind. A rollout counts Pods: one decided on a cache that still shows a Pod it deleted
+    (as live) or lacks one it created would delete or create one too many.
+
+    A created Pod is added until the cache holds its name, or has seen a version at least
+    the answer's (`seen_version`: it was created and is gone already); a deleted one is
+    marked as being deleted (deletionTimestamp `now`) until the cache shows it so, or not
+    at all."""
+    names = {pod["metadata"]["name"] for pod in pods}
+    created = {
+        name: answer
+        for name, answer in writes.created.items()
+        if name not in names and not _seen(answer, seen_version)
+    }
+    live = {pod["metadata"].get("uid") for pod in pods if not _deleting(pod)}
+    deleted = writes.deleted & live
+    view = [
+        {**pod, "metadata": {**pod["metadata"], "deletionTimestamp": now}}
+        if pod["metadata"].get("uid") in deleted
+        else pod
+        for pod in pods
+    ]
+    return [*view, *created.values()], OwnWrites(created, deleted)
+
+
+def _seen(pod: Pod, seen_version: int | None) -> bool:
+    version = str(as_mapping(pod.get("metadata")).get("resourceVersion", ""))
+    return seen_version is not None and version.isdigit() and int(version) <= seen_version
+
+
+@dataclass(frozen=True)
 class PodPlan:
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[Pod] = field(default_factory=list)
