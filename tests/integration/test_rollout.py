@@ -15,14 +15,16 @@ from tests.helpers import (
     eventually,
     kubelet_runs_everything,
     operator_running,
+    pod_ready,
     pods,
+    replay_pods,
+    revision_of,
     status,
 )
-from tests.integration.test_operator import PIPELINE, apply, condition, name_of
+from tests.integration.test_operator import PIPELINE, apply, condition
 
 pytestmark = pytest.mark.integration
 
-SPEC_HASH = "initpipeline.io/spec-hash"
 REPLICAS = 4
 
 
@@ -40,48 +42,20 @@ def pipeline(image_tag: str, **spec: Any) -> dict[str, Any]:
     return body
 
 
-def is_ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def revision(pod: dict[str, Any]) -> str:
-    return str(pod["metadata"]["labels"][SPEC_HASH])
-
-
 def all_ready(kubectl: Kubectl, namespace: str) -> str:
     """Act as the kubelet until the pipeline's REPLICAS Pods are Ready; their revision."""
 
     def settled() -> str | None:
         for pod in pods(kubectl, namespace):
-            if not is_ready(pod):
+            if not pod_ready(pod):
                 kubelet_runs_everything(kubectl, namespace, pod)
         st = status(kubectl, namespace)
         done = st.get("readyReplicas") == REPLICAS and len(pods(kubectl, namespace)) == REPLICAS
         return str(st["pods"][0]["name"]) if done else None
 
     eventually(settled)
-    [found] = {revision(pod) for pod in pods(kubectl, namespace)}
+    [found] = {revision_of(pod) for pod in pods(kubectl, namespace)}
     return found
-
-
-def replay(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, int, set[str]]]:
-    """After each watch event: (Pods that exist, also those being deleted; Ready Pods not
-    being deleted; the revisions of the Pods that exist). The first events list the Pods
-    there when the watch started."""
-    now: dict[str, dict[str, Any]] = {}
-    seen = []
-    for kind, pod in events:
-        assert kind != "RELISTED", "the watch lost events"
-        if kind == "DELETED":
-            now.pop(name_of(pod), None)
-        else:
-            now[name_of(pod)] = pod
-        serving = [
-            p for p in now.values() if is_ready(p) and not p["metadata"].get("deletionTimestamp")
-        ]
-        seen.append((len(now), len(serving), {revision(p) for p in now.values()}))
-    return seen
 
 
 def test_a_rolling_update_keeps_its_bounds_and_reports_its_progress(
@@ -99,13 +73,13 @@ def test_a_rolling_update_keeps_its_bounds_and_reports_its_progress(
         # are there (4 + 1 Pods). The rollout waits.
         def halfway() -> dict[str, Any] | None:
             st = status(kubectl, namespace)
-            current = [p for p in pods(kubectl, namespace) if revision(p) != old]
+            current = [p for p in pods(kubectl, namespace) if revision_of(p) != old]
             return st if len(current) == 2 and st.get("updatedReplicas") == 2 else None
 
         st = halfway() or eventually(halfway)
         assert condition(st, "Ready")["message"].startswith("rolling out 0/4; ")
         assert (st["readyReplicas"], st["ready"]) == (0, "0/4")
-        assert sum(revision(p) == old for p in pods(kubectl, namespace)) == 3
+        assert sum(revision_of(p) == old for p in pods(kubectl, namespace)) == 3
 
         new = all_ready(kubectl, namespace)
         st = status(kubectl, namespace)
@@ -113,7 +87,7 @@ def test_a_rolling_update_keeps_its_bounds_and_reports_its_progress(
     finally:
         watch.stop()
 
-    seen = replay(watch.events)[REPLICAS - 1 :]  # from when the watch listed the old Pods
+    seen = replay_pods(watch.events)[REPLICAS - 1 :]  # from when the watch listed the old Pods
     assert max(total for total, _, _ in seen) == REPLICAS + 1
     assert min(serving for _, serving, _ in seen) == REPLICAS - 1
     assert seen[-1] == (REPLICAS, REPLICAS, {new})
@@ -134,7 +108,7 @@ def test_recreate_deletes_every_old_pod_before_creating_a_new_one(
     finally:
         watch.stop()
 
-    seen = replay(watch.events)[REPLICAS - 1 :]
+    seen = replay_pods(watch.events)[REPLICAS - 1 :]
     revisions = [found for _, _, found in seen]
     # Old Pods only, then none, then new Pods only: never both.
     assert {old, new} not in revisions
