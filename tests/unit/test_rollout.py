@@ -80,6 +80,12 @@ def decide(spec: PipelineSpec, **given: Any) -> tuple[int, list[str]]:
         pytest.param(rolling("100%", 0), 4, [], id="all-new-first"),
         pytest.param(rolling(0, "100%"), 0, ["old0", "old1", "old2", "old3"], id="all-at-once"),
         pytest.param(rolling(0, "10%"), 0, ["old0"], id="both-round-to-0-one-unavailable"),
+        pytest.param(
+            rolling("100%", "100%"),
+            4,
+            ["old0", "old1", "old2", "old3"],
+            id="everything-in-one-pass-as-before-strategy",
+        ),
         pytest.param({"type": "Recreate"}, 0, ["old0", "old1", "old2", "old3"], id="recreate"),
     ],
 )

@@ -903,6 +903,10 @@ def test_during_a_rollout_the_message_says_how_far_it_is_and_updated_counts_new_
     status = derive(pipeline(replicas=4), [*old, *done])
     assert (status["updatedReplicas"], status["message"]) == (4, "4/4 pods ready")
 
+    # The next new Pod waits for room: an old one to go.
+    status = derive(pipeline(replicas=4), [*old, *done[:2]])
+    assert status["message"] == "rolling out 2/4; 2/4 pods created; 2 old pods left"
+
 
 def test_pods_being_deleted_are_ignored() -> None:
     pod = recorded("ready")

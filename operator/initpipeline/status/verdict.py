@@ -177,9 +177,11 @@ def verdict(
     if (index := rep.current) is not None:
         return _progress_verdict(pipeline, rep, index, waiting_on)
     if len(current) < replicas:
-        return Verdict(
-            False, Reason.PENDING, f"{len(current)}/{replicas} pods created; creating the rest"
-        )
+        created = f"{len(current)}/{replicas} pods created"
+        if others:  # a rollout (or a scale-down) makes room first
+            plural = "s" if others > 1 else ""
+            return Verdict(False, Reason.PENDING, f"{created}; {others} old pod{plural} left")
+        return Verdict(False, Reason.PENDING, f"{created}; creating the rest")
 
     steps_done = f"all {len(spec.steps)} steps done"
     if run_to_completion:
