@@ -166,6 +166,10 @@ def test_deadline_and_retries_parse_and_count_the_attempts() -> None:
     assert str(raised.value) == "spec.retries: Input should be less than or equal to 20"
 
 
+SURGE_REFUSED = (
+    "spec.strategy.rollingUpdate.maxSurge: must be a number of Pods (0 or more) or a "
+    'percentage such as "25%"'
+)
 STRATEGY_REFUSALS = [
     pytest.param(
         {"type": "Recreate", "rollingUpdate": {}},
@@ -179,18 +183,9 @@ STRATEGY_REFUSALS = [
         "no Pod could be replaced",
         id="both-zero",
     ),
-    pytest.param(
-        {"rollingUpdate": {"maxSurge": "x"}},
-        "spec.strategy.rollingUpdate.maxSurge: must be a number of Pods (0 or more) or a "
-        'percentage such as "25%"',
-        id="surge-not-a-percentage",
-    ),
-    pytest.param(
-        {"rollingUpdate": {"maxSurge": -1}},
-        "spec.strategy.rollingUpdate.maxSurge: must be a number of Pods (0 or more) or a "
-        'percentage such as "25%"',
-        id="negative-surge",
-    ),
+    pytest.param({"rollingUpdate": {"maxSurge": "x"}}, SURGE_REFUSED, id="surge-not-a-percentage"),
+    pytest.param({"rollingUpdate": {"maxSurge": -1}}, SURGE_REFUSED, id="negative-surge"),
+    pytest.param({"rollingUpdate": {"maxSurge": True}}, SURGE_REFUSED, id="boolean-surge"),
     pytest.param(
         {"rollingUpdate": {"maxUnavailable": "101%"}},
         "spec.strategy.rollingUpdate.maxUnavailable: must be a number of Pods (0 or more) or a "
