@@ -34,8 +34,10 @@ from initpipeline.plan import (
     current_pods,
     deadlines,
     nudge_value,
+    owns,
     plan_pods,
     release_value,
+    shard_handover,
     with_own_writes,
 )
 from initpipeline.render import spec_hash
@@ -90,6 +92,12 @@ def is_own_echo(old: Obj | None, new: Obj | None, written: Mapping[str, Any] | N
         for field in ("generation", "labels", "annotations", "deletionTimestamp")
     )
     return same_meta and new.get("status") == written
+
+
+def pod_selector(shard_selector: str) -> str:
+    """The Pods to follow: the pipelines' (PIPELINE_LABEL), of this shard's pipelines only
+    (their SHARD_LABEL is copied onto their Pods)."""
+    return f"{PIPELINE_LABEL},{shard_selector}" if shard_selector else PIPELINE_LABEL
 
 
 def resync_after(status: Mapping[str, Any], now: datetime, resync_seconds: float) -> float:
@@ -170,6 +178,7 @@ class Controller:
                     f"InitPipelines in {where}",
                     self._path(PIPELINES, namespace),
                     self._pipeline_changed,
+                    label_selector=self.settings.shard_selector,
                 )
             )
             self.pods.append(
@@ -178,7 +187,7 @@ class Controller:
                     f"Pods in {where}",
                     self._path(PODS, namespace),
                     self._pod_changed,
-                    label_selector=PIPELINE_LABEL,
+                    label_selector=pod_selector(self.settings.shard_selector),
                     index=_pipeline_of,
                 )
             )
@@ -398,10 +407,26 @@ class Controller:
                 if transient(error):
                     raise
                 return created, f"pod {manifest['metadata']['name']}: {error.message}"
-            if answer is not None:  # None: it exists already; the informer will show it
+            if answer is None:  # it exists already
+                answer = await self._existing_pod(pipeline, manifest["metadata"]["name"])
+            if answer is not None:
                 created.append(answer)
                 writes.created[answer["metadata"]["name"]] = answer
         return created, None
+
+    async def _existing_pod(self, pipeline: Pipeline, name: str) -> Obj | None:
+        """A Pod whose create was refused as existing, when it is the pipeline's: one the
+        informer has not shown yet, or one labelled for the shard the pipeline was in before,
+        handed over to this one (`shard_handover`) so that the informer follows it."""
+        path = PODS.path(pipeline.namespace, name)
+        pod = await self.kube.get(path)
+        if pod is None or not owns(pipeline, pod):
+            return None
+        handover = shard_handover(pipeline, pod)
+        if handover is not None:
+            log.info("Pod %s/%s: taken over from another shard", pipeline.namespace, name)
+            pod = await self.kube.merge_patch(path, handover)
+        return pod
 
     async def _enforce_deadlines(self, pipeline: Pipeline, pods: Sequence[Obj]) -> None:
         """Stop the Pods whose start-up outlived spec.activeDeadlineSeconds (`deadlines`

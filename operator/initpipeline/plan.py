@@ -12,7 +12,7 @@ from initpipeline.names import DEADLINE_ANNOTATION, NUDGED_ANNOTATION, RELEASED_
 from initpipeline.render import pod_name, render_pod, spec_hash
 from initpipeline.revisions import attempt_of, is_current, replica_of, revision_of
 from initpipeline.rollout import replace_pods
-from initpipeline.spec import Pipeline, PipelineSpec
+from initpipeline.spec import SHARD_LABEL, Pipeline, PipelineSpec
 from initpipeline.status.pods import current_pods as pod_views
 from initpipeline.status.states import Reason
 from initpipeline.status.text import deadline_exceeded
@@ -90,6 +90,22 @@ def current_pods(pipeline: Pipeline, pods: Sequence[Pod]) -> list[Pod]:
     """Pods of the current spec revision that are not on their way out, nor replaced by a
     later attempt."""
     return [view.raw for view in pod_views(pipeline, pods, spec_hash(pipeline.spec)).current]
+
+
+def owns(pipeline: Pipeline, pod: Pod) -> bool:
+    owners = as_mapping(pod.get("metadata")).get("ownerReferences") or ()
+    return any(owner.get("uid") == pipeline.uid for owner in owners)
+
+
+def shard_handover(pipeline: Pipeline, pod: Pod) -> dict[str, Any] | None:
+    """The merge patch that brings a Pod of this pipeline into the pipeline's shard, or None
+    when it is in it. A Pod created before the pipeline moved to another shard (its
+    SHARD_LABEL changed) still carries the old shard's label, which the new shard's operator
+    does not follow: it only learns of the Pod when creating it again is refused."""
+    labels = as_mapping(as_mapping(pod.get("metadata")).get("labels"))
+    if labels.get(SHARD_LABEL, "") == pipeline.shard:
+        return None
+    return {"metadata": {"labels": {SHARD_LABEL: pipeline.shard or None}}}
 
 
 def _next_attempt(spec: PipelineSpec, attempts: Sequence[Pod]) -> int:

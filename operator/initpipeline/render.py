@@ -4,7 +4,8 @@ Pod shape:
 
 - metadata: `<name>-<hash[:5]>-<index>` (see `pod_name`), the namespace of the pipeline,
   template labels plus PIPELINE_LABEL, SPEC_HASH_LABEL and REPLICA_LABEL (ours win; a
-  retry also ATTEMPT_LABEL, and `-retry<N>` in its name), template annotations, and an
+  retry also ATTEMPT_LABEL, and `-retry<N>` in its name; the pipeline's SHARD_LABEL when it
+  has one), template annotations, and an
   ownerReference to the InitPipeline (controller, blockOwnerDeletion).
   The release annotation is not pre-set: the operator patches it when API-side targets hold.
 - spec: the template's Pod spec as given (restartPolicy, serviceAccountName, securityContext
@@ -46,7 +47,16 @@ from initpipeline.names import (
     TOOLS_DIR,
     TOOLS_VOLUME,
 )
-from initpipeline.spec import API_VERSION, DNS_LABEL, KIND, Pipeline, PipelineSpec, Step, StepType
+from initpipeline.spec import (
+    API_VERSION,
+    DNS_LABEL,
+    KIND,
+    SHARD_LABEL,
+    Pipeline,
+    PipelineSpec,
+    Step,
+    StepType,
+)
 
 MAX_NAME: Final = 63
 GENERATED_UID: Final = 65532
@@ -99,6 +109,8 @@ def render_pod(pipeline: Pipeline, index: int, step_image: str, attempt: int = 1
     }
     if attempt > 1:
         labels[ATTEMPT_LABEL] = str(attempt)
+    if pipeline.shard:  # the shard's operator follows only its own Pods
+        labels[SHARD_LABEL] = pipeline.shard
     metadata: dict[str, Any] = {
         "name": pod_name(pipeline, index, attempt),
         "namespace": pipeline.namespace,

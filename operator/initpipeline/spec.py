@@ -33,6 +33,9 @@ PLURAL = "initpipelines"
 
 # Step names become container names; generated helper containers use this prefix.
 RESERVED_PREFIX = "initpipeline-"
+# The label that assigns an InitPipeline to a shard: the operator Deployment whose
+# INITPIPELINE_SHARD_SELECTOR selects it (the operator copies it onto the Pods).
+SHARD_LABEL = f"{GROUP}/shard"
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # The CRD's patterns (crds/initpipelines.initpipeline.io.yaml). The API server's regular
@@ -687,6 +690,8 @@ class Pipeline(_Model):
     namespace: str
     uid: str = ""
     generation: int = 0
+    # Its SHARD_LABEL ("" when unlabelled), carried onto its Pods.
+    shard: str = ""
     spec: PipelineSpec
 
 
@@ -812,5 +817,6 @@ def parse_pipeline(body: dict[str, Any]) -> Pipeline:
         namespace=metadata.get("namespace") or "default",
         uid=metadata.get("uid", ""),
         generation=metadata.get("generation", 0),
+        shard=str((metadata.get("labels") or {}).get(SHARD_LABEL) or ""),
         spec=spec,
     )

@@ -17,8 +17,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -795,8 +797,44 @@ REPORTS_DB: Final = [
 ]
 
 
+def cli(kubeconfig: str, *args: str) -> str:
+    """`initpipeline ARGS` as a user runs it (not a terminal: plain text)."""
+    env = {**os.environ, "KUBECONFIG": kubeconfig}
+    done = subprocess.run(
+        [sys.executable, "-m", "initpipeline.cli", *args],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_12_start_in_order_api_starts_once_db_is_ready_and_graph_and_describe_show_it(
+    operator: Operator, kubectl: Kubectl, namespace: str, kubeconfig: str
+) -> None:
+    apply(kubectl, namespace, "12-start-in-order.yaml")
+    db = ready(kubectl, namespace, "db")
+    api = ready(kubectl, namespace, "api")
+    # api's wait step ended only after db was Ready (db's schema step takes 5 s)
+    db_ready_at = condition(db, "Ready")["lastTransitionTime"]
+    assert step(api, "wait-db")["finishedAt"] >= db_ready_at, (db, api)
+    assert step(api, "wait-db")["startedAt"] < db_ready_at, (db, api)
+
+    rows = [
+        re.split(r"\s{2,}", line.strip())
+        for line in cli(kubeconfig, "graph", "-n", namespace).splitlines()
+    ]
+    [edge] = [row for row in rows if row[:2] == ["api", "wait-db"]]
+    assert edge[2:4] == ["held", "InitPipeline db (Ready)"], rows
+
+    lines = cli(kubeconfig, "describe", "api", "-n", namespace).splitlines()
+    assert lines[:2] == [f"InitPipeline {namespace}/api", "Status:  Running: 1/1 pods ready"]
+    [bar] = [line for line in lines if line.startswith("  wait-db ")]
+    assert re.match(r"  wait-db  Succeeded  \+\S+ +\S+ +\|[ =]*=+[ ]*\|", bar), bar
+    assert "Waiting on:" not in lines
+
+
 def test_13_a_start_up_past_its_deadline_fails_the_attempt_and_the_retry_goes_on(
-    operator: Operator, kubectl: Kubectl, namespace: str
+    operator: Operator, kubectl: Kubectl, namespace: str, kubeconfig: str
 ) -> None:
     apply(kubectl, namespace, "13-deadline-and-retries.yaml")
     # No reports-db: the first attempt's start-up outlives its 30 s and is stopped.
@@ -848,6 +886,11 @@ def test_13_a_start_up_past_its_deadline_fails_the_attempt_and_the_retry_goes_on
     assert eventually(lambda: events_of(kubectl, namespace, "nightly-report", "Retrying")) == [
         f"pod {first['podName']} (attempt 1) failed and was replaced: {deadline}"
     ]
+    # describe lists the failed attempt under the one running
+    lines = cli(kubeconfig, "describe", "nightly-report", "-n", namespace).splitlines()
+    at = lines.index("Attempts: now 2/3, failed:")
+    row = re.split(r"\s{2,}", lines[at + 2].strip())
+    assert (row[:3], row[-1]) == (["1", first["podName"], "DeadlineExceeded"], deadline), lines
 
 
 def test_12_deleted_pod_is_recreated_and_runs_every_step_again(

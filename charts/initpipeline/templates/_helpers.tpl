@@ -36,6 +36,10 @@ The operator's environment: every INITPIPELINE_* name the chart sets is in this 
 # Settings: docs/operating.md. Empty INITPIPELINE_NAMESPACES: every namespace.
 - name: INITPIPELINE_NAMESPACES
   value: {{ join "," .Values.watchNamespaces | quote }}
+{{- with .Values.shardSelector }}
+- name: INITPIPELINE_SHARD_SELECTOR
+  value: {{ . | quote }}
+{{- end }}
 - name: INITPIPELINE_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
 - name: INITPIPELINE_LOG_LEVEL
