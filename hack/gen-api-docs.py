@@ -47,7 +47,10 @@ def _code(value: Any) -> str:
 
 
 def type_of(node: Schema) -> str:
-    """A Go-like type: string, integer (int32), []object, map[string]string, ..."""
+    """A Go-like type: string, integer (int32), []object, map[string]string, int-or-string,
+    ..."""
+    if node.get("x-kubernetes-int-or-string"):
+        return "int-or-string"
     kind = node.get("type", "any")
     if kind == "array":
         return "[]" + type_of(node.get("items", {}))

@@ -183,6 +183,35 @@ def kubelet_runs_everything(
     )  # fmt: skip
 
 
+def revision_of(pod: dict[str, Any]) -> str:
+    """The spec revision a Pod of a pipeline belongs to (its initpipeline.io/spec-hash)."""
+    return str(pod["metadata"]["labels"]["initpipeline.io/spec-hash"])
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def replay_pods(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, int, set[str]]]:
+    """After each watch event of a `Stream` of a pipeline's Pods: (Pods that exist, also
+    those being deleted; Ready Pods not being deleted; the spec revisions of the Pods that
+    exist). The first events list the Pods there when the watch started."""
+    now: dict[str, dict[str, Any]] = {}
+    seen = []
+    for kind, pod in events:
+        assert kind != "RELISTED", "the watch lost events"
+        if kind == "DELETED":
+            now.pop(pod["metadata"]["name"], None)
+        else:
+            now[pod["metadata"]["name"]] = pod
+        serving = [
+            p for p in now.values() if pod_ready(p) and not p["metadata"].get("deletionTimestamp")
+        ]
+        seen.append((len(now), len(serving), {revision_of(p) for p in now.values()}))
+    return seen
+
+
 class Stream:
     """Every watch event of `kubectl get WHAT --watch --output-watch-events -o json`, in order:
     the objects that exist when it starts (as ADDED), then each change. When the watch ends

@@ -30,6 +30,7 @@ from initpipeline.messages import wait_report
 from initpipeline.names import NUDGED_ANNOTATION, ONCE_LABEL, PIPELINE_LABEL, RELEASED_ANNOTATION
 from initpipeline.plan import (
     NUDGE_AFTER_SECONDS,
+    OwnWrites,
     current_pods,
     deadlines,
     nudge_value,
@@ -38,6 +39,7 @@ from initpipeline.plan import (
     plan_pods,
     release_value,
     shard_handover,
+    with_own_writes,
 )
 from initpipeline.render import spec_hash
 from initpipeline.settings import Settings
@@ -154,6 +156,8 @@ class Controller:
         # Pipelines whose last Pod create was refused: looked at again with backoff (a refusal
         # can pass too, e.g. a new namespace's ServiceAccount that did not exist yet).
         self._refused: set[Key] = set()
+        # Pods created and deleted that the Pod informers may not show yet, by pipeline.
+        self._own_writes: dict[Key, OwnWrites] = {}
 
     @classmethod
     async def start(cls, kube: Kube, settings: Settings) -> Controller:
@@ -324,11 +328,22 @@ class Controller:
         if body is None:
             self.forget(key)
             return None
-        pods = [pod for informer in self.pods for pod in informer.by_index(key)]
+        cached = [pod for informer in self.pods for pod in informer.by_index(key)]
+        pods, pending = with_own_writes(
+            cached, self._own_writes.pop(key, OwnWrites()), self._pods_seen(), timestamp(_now())
+        )
+        if pending.created or pending.deleted:
+            self._own_writes[key] = pending
         jobs = [job for informer in self.jobs for job in informer.by_index(key)]
         job_pods = [pod for informer in self.job_pods for pod in informer.by_index(key)]
         self._known.add(key)
         return await self.reconcile(body, pods, jobs, job_pods)
+
+    def _pods_seen(self) -> int | None:
+        """The resourceVersion every Pod informer has seen (None: not known)."""
+        versions = [_version({"metadata": {"resourceVersion": i.version}}) for i in self.pods]
+        known = [version for version in versions if version is not None]
+        return min(known) if known and len(known) == len(versions) else None
 
     def forget(self, key: Key) -> None:
         """The InitPipeline is gone; its Pods go with it (ownerReferences)."""
@@ -338,6 +353,7 @@ class Controller:
         self._refused.discard(key)
         self._patched.pop(key, None)
         self._released_at.pop(key, None)
+        self._own_writes.pop(key, None)
         self._depend(key, set())
         self._depends_on.pop(key, None)
         self.cache.release(key)
@@ -418,7 +434,8 @@ class Controller:
         connection) is raised: the key is retried with backoff and the pipeline is not
         Stalled for it."""
         plan = plan_pods(pipeline, pods, self.settings.step_image)
-        return await self._converge(PODS, pipeline, plan.delete, plan.create)
+        writes = self._own_writes.setdefault((pipeline.namespace, pipeline.name), OwnWrites())
+        return await self._converge(PODS, pipeline, plan.delete, plan.create, writes=writes)
 
     async def _converge_jobs(
         self, pipeline: Pipeline, jobs: Sequence[Obj], pods: Sequence[Obj], previous: Obj
@@ -436,14 +453,18 @@ class Controller:
         create: Sequence[Obj],
         *,
         dependents: bool = False,
+        writes: OwnWrites | None = None,
     ) -> tuple[list[Obj], str | None]:
         """Delete, then create, the pipeline's objects of one kind: the objects created (the
         API server's answers, or the existing ones that are the pipeline's: `_existing`) and
-        its refusal of one (`<kind> <name>: <why>`), if any."""
+        its refusal of one (`<kind> <name>: <why>`), if any. `writes` remembers what was
+        deleted and created until the informer shows it (`with_own_writes`)."""
+        writes = OwnWrites() if writes is None else writes
         for obj in delete:
             meta = obj["metadata"]
             path = resource.path(meta["namespace"], meta["name"])
-            await self.kube.delete(path, uid=meta["uid"], dependents=dependents)
+            if await self.kube.delete(path, uid=meta["uid"], dependents=dependents):
+                writes.deleted.add(meta["uid"])
         created: list[Obj] = []
         for manifest in create:
             try:
@@ -457,6 +478,7 @@ class Controller:
                 answer = await self._existing(resource, pipeline, manifest["metadata"]["name"])
             if answer is not None:
                 created.append(answer)
+                writes.created[answer["metadata"]["name"]] = answer
         return created, None
 
     async def _existing(self, resource: Resource, pipeline: Pipeline, name: str) -> Obj | None:

@@ -110,6 +110,8 @@ class Informer:
         self.served: bool | None = None
         self.synced = asyncio.Event()
         self.relists = 0  # lists after the first one (410 Gone, failed watches)
+        # The resourceVersion the store is at (its last list, event or bookmark).
+        self.version = ""
         self._kube = kube
         self._locate = locate
         self._on_change = on_change
@@ -178,6 +180,7 @@ class Informer:
             if changes:
                 log.info("%s: relisted, %d objects changed meanwhile", self.name, len(changes))
         self.store = listed
+        self.version = version
         self.synced.set()
         for change in changes:
             self._emit(change)
@@ -194,6 +197,7 @@ class Informer:
             ):
                 version = _version(obj) or version
                 change = apply_event(self.store, kind, slim(obj))
+                self.version = version
                 if change is not None:
                     self._emit(change)
             if loop.time() - began < 1:  # ended at once (a proxy's doing?): no busy loop

@@ -23,7 +23,8 @@ from initpipeline.render import (
     spec_hash,
     step_targets,
 )
-from initpipeline.revisions import attempt_of, is_current, replica_of
+from initpipeline.revisions import attempt_of, is_current, replica_of, revision_of
+from initpipeline.rollout import replace_pods
 from initpipeline.spec import SHARD_LABEL, Pipeline, PipelineSpec
 from initpipeline.status.held import held_revision
 from initpipeline.status.pods import current_pods as pod_views
@@ -34,6 +35,48 @@ Pod = Mapping[str, Any]
 
 # A released wait container still running this long after its release is nudged, once.
 NUDGE_AFTER_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class OwnWrites:
+    """The Pods the operator created (name -> the API server's answer) and deleted (uids)
+    that its cache may not show yet."""
+
+    created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+
+
+def with_own_writes(
+    pods: Sequence[dict[str, Any]], writes: OwnWrites, seen_version: int | None, now: str
+) -> tuple[list[dict[str, Any]], OwnWrites]:
+    """The Pods as the operator's own writes left them, and the writes the cache still lags
+    behind. A rollout counts Pods: one decided on a cache that still shows a Pod it deleted
+    (as live) or lacks one it created would delete or create one too many.
+
+    A created Pod is added until the cache holds its name, or has seen a version at least
+    the answer's (`seen_version`: it was created and is gone already); a deleted one is
+    marked as being deleted (deletionTimestamp `now`) until the cache shows it so, or not
+    at all."""
+    names = {pod["metadata"]["name"] for pod in pods}
+    created = {
+        name: answer
+        for name, answer in writes.created.items()
+        if name not in names and not _seen(answer, seen_version)
+    }
+    live = {pod["metadata"].get("uid") for pod in pods if not _deleting(pod)}
+    deleted = writes.deleted & live
+    view = [
+        {**pod, "metadata": {**pod["metadata"], "deletionTimestamp": now}}
+        if pod["metadata"].get("uid") in deleted
+        else pod
+        for pod in pods
+    ]
+    return [*view, *created.values()], OwnWrites(created, deleted)
+
+
+def _seen(pod: Pod, seen_version: int | None) -> bool:
+    version = str(as_mapping(pod.get("metadata")).get("resourceVersion", ""))
+    return seen_version is not None and version.isdigit() and int(version) <= seen_version
 
 
 @dataclass(frozen=True)
@@ -94,8 +137,9 @@ def _next_attempt(spec: PipelineSpec, attempts: Sequence[Pod]) -> int:
 
 def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPlan:
     """Create the missing replicas (the next attempt of a failed one while spec.retries
-    allows), delete Pods of old revisions, extra replicas and, when the pipeline restarts its
-    Pods (restartPolicy Always), Pods the node gave up on. Failed attempts that a later one
+    allows) and replace the Pods of old revisions, both as spec.strategy allows in this pass
+    (`rollout`); delete extra replicas and, when the pipeline restarts its Pods
+    (restartPolicy Always), Pods the node gave up on. Failed attempts that a later one
     replaced are kept for their logs; so is a Pod whose start-up deadline fired."""
     spec = pipeline.spec
     revision = spec_hash(spec)
@@ -111,21 +155,45 @@ def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPl
         wanted[pod_name(pipeline, index, attempt)] = (index, attempt)
         kept.update(pod["metadata"]["name"] for pod in attempts if attempt_of(pod) < attempt)
     keep_finished = spec.restart_policy != "Always"  # Never/OnFailure Pods run to completion
-    plan = PodPlan()
+    delete: list[Pod] = []
+    updated: list[Pod] = []
+    old: list[Pod] = []
+    leaving = old_leaving = 0
     present = set()
     for pod in pods:
         name = pod["metadata"]["name"]
         present.add(name)
         if _deleting(pod):
+            leaving += 1
+            old_leaving += revision_of(pod) != revision
+        elif revision_of(pod) != revision:
+            old.append(pod)
+        elif name in kept:
             continue
-        finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-        replace = finished and not keep_finished and DEADLINE_ANNOTATION not in _annotations(pod)
-        if (name not in wanted and name not in kept) or replace:
-            plan.delete.append(pod)
-    for name, (index, attempt) in wanted.items():
-        if name not in present:
-            plan.create.append(render_pod(pipeline, index, step_image, attempt))
-    return plan
+        elif name not in wanted or (
+            not keep_finished
+            and as_mapping(pod.get("status")).get("phase") in ("Succeeded", "Failed")
+            and DEADLINE_ANNOTATION not in _annotations(pod)
+        ):
+            delete.append(pod)
+        else:
+            updated.append(pod)
+    missing = [name for name in wanted if name not in present]
+    replacement = replace_pods(
+        spec,
+        missing=len(missing),
+        updated=updated,
+        old=old,
+        leaving=leaving + len(delete),
+        old_leaving=old_leaving,
+    )
+    return PodPlan(
+        create=[
+            render_pod(pipeline, wanted[name][0], step_image, wanted[name][1])
+            for name in missing[: replacement.create]
+        ],
+        delete=delete + replacement.delete,
+    )
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,11 @@ def is_current(pipeline: Pipeline, pod: Mapping[str, Any], current_hash: str | N
     )
 
 
+def revision_of(pod: Mapping[str, Any]) -> str:
+    """The spec revision the Pod was made from (SPEC_HASH_LABEL), "" when unlabelled."""
+    return str(_labels(pod).get(SPEC_HASH_LABEL, ""))
+
+
 def attempt_of(pod: Mapping[str, Any]) -> int:
     """Which attempt of its replica the Pod is (ATTEMPT_LABEL; 1 when absent or not a
     positive number)."""

@@ -494,6 +494,104 @@ class Step(_Model):
 
 
 ONCE_ONLY_ON_RUN = "only allowed on run steps (a Job runs the step once per spec revision)"
+# spec.strategy: the words of the CRD's rules, so `initpipeline render -f` says the same.
+_PERCENT = re.compile(r"^[0-9]+%\Z")
+_ZERO = re.compile(r"^0+%?\Z")
+MAX_SURGE_MUST = 'must be a number of Pods (0 or more) or a percentage such as "25%"'
+MAX_UNAVAILABLE_MUST = 'must be a number of Pods (0 or more) or a percentage from "0%" to "100%"'
+BOTH_ZERO = "maxSurge and maxUnavailable must not both be 0: no Pod could be replaced"
+DEFAULT_SURGE = DEFAULT_UNAVAILABLE = "25%"
+
+
+def _int_or_percent(most_percent: int | None, must: str) -> Callable[[Any], Any]:
+    """A validator of an int-or-string field: an integer from 0 (not a boolean), or a
+    percentage `N%` (at most `most_percent`, when given)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(must)
+        if isinstance(value, int):
+            if not 0 <= value <= INT32_MAX:
+                raise ValueError(must)
+        elif not _PERCENT.match(value) or (
+            most_percent is not None and int(value[:-1]) > most_percent
+        ):
+            raise ValueError(must)
+        return value
+
+    return check
+
+
+def resolve_int_or_percent(value: int | str, total: int, round_up: bool) -> int:
+    """An int-or-percent value as a number of Pods: a percentage of `total`, rounded up
+    (maxSurge) or down (maxUnavailable), as a Deployment does."""
+    if isinstance(value, int):
+        return value
+    scaled = int(value[:-1]) * total
+    return -(-scaled // 100) if round_up else scaled // 100
+
+
+class RollingUpdate(_Model):
+    # Pods over spec.replicas while replacing; Pods under it that may be unavailable.
+    max_surge: Annotated[int | str, BeforeValidator(_int_or_percent(None, MAX_SURGE_MUST))] = Field(
+        default=DEFAULT_SURGE, alias="maxSurge"
+    )
+    max_unavailable: Annotated[
+        int | str, BeforeValidator(_int_or_percent(100, MAX_UNAVAILABLE_MUST))
+    ] = Field(default=DEFAULT_UNAVAILABLE, alias="maxUnavailable")
+
+    @model_validator(mode="after")
+    def _not_both_zero(self) -> RollingUpdate:
+        if _ZERO.match(str(self.max_surge)) and _ZERO.match(str(self.max_unavailable)):
+            raise InvalidSpec("spec.strategy.rollingUpdate", BOTH_ZERO)
+        return self
+
+    def bounds(self, replicas: int) -> tuple[int, int]:
+        """(surge, unavailable) in Pods for `replicas`: maxSurge rounded up, maxUnavailable
+        rounded down; when both come to 0 (e.g. maxSurge 0, maxUnavailable 10% of 3),
+        unavailable is 1, as a Deployment makes it, so the rollout can progress."""
+        surge = resolve_int_or_percent(self.max_surge, replicas, round_up=True)
+        unavailable = resolve_int_or_percent(self.max_unavailable, replicas, round_up=False)
+        if surge == 0 and unavailable == 0:
+            unavailable = 1
+        return surge, unavailable
+
+
+class StrategyType(enum.StrEnum):
+    RECREATE = "Recreate"
+    ROLLING_UPDATE = "RollingUpdate"
+
+
+def rolling_update_needs_type(kind: str) -> str:
+    """Why spec.strategy.rollingUpdate is refused; the CRD's rule says the same."""
+    return f"only allowed with spec.strategy.type RollingUpdate (here: {kind})"
+
+
+def _strategy_type(value: Any) -> Any:
+    if value not in tuple(StrategyType):
+        raise ValueError(f"{value!r} must be one of {', '.join(StrategyType)}")
+    return value
+
+
+class Strategy(_Model):
+    """How a spec change replaces the Pods (a Deployment's strategy)."""
+
+    type: Annotated[StrategyType, BeforeValidator(_strategy_type)] = StrategyType.ROLLING_UPDATE
+    rolling_update: RollingUpdate | None = Field(default=None, alias="rollingUpdate")
+
+    @model_validator(mode="after")
+    def _rolling_update_only_when_rolling(self) -> Strategy:
+        if self.rolling_update is not None and self.type is not StrategyType.ROLLING_UPDATE:
+            raise InvalidSpec("spec.strategy.rollingUpdate", rolling_update_needs_type(self.type))
+        return self
+
+    @property
+    def rolling(self) -> RollingUpdate | None:
+        """The rolling update's parameters (defaults filled in); None under Recreate."""
+        if self.type is StrategyType.RECREATE:
+            return None
+        return self.rolling_update or RollingUpdate()
+
 
 _DECLARED = ("name", "image", "restartPolicy", "readinessProbe")
 _RESTART_POLICIES = ("Always", "OnFailure", "Never")
@@ -512,6 +610,7 @@ class PipelineSpec(_Model):
     )
     # Under restartPolicy Never: how often a failed Pod is replaced (None: never).
     retries: Integer | None = Field(default=None, ge=0, le=MAX_RETRIES)
+    strategy: Strategy = Strategy()
     steps: tuple[Step, ...] = Field(min_length=1)
     template: dict[str, Any]
 
@@ -571,7 +670,8 @@ class PipelineSpec(_Model):
     def revision(self) -> str:
         """10 hex digits of sha256 over the canonical JSON of `steps` and `template`.
 
-        `replicas` and `suspend` are left out, so scaling or suspending never replaces Pods.
+        `replicas`, `suspend` and `strategy` are left out, so scaling, suspending or changing
+        how Pods are replaced never replaces Pods.
         Fields left at their defaults are left out too: writing a default explicitly, or a
         new optional field in a later version, does not replace running Pods. Computed once
         per parsed spec (the model is frozen): a reconcile asks for it several times.

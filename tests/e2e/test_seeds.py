@@ -29,7 +29,15 @@ from typing import Any, Final, Protocol
 import pytest
 import yaml
 from tests import deployment
-from tests.helpers import Kubectl, Stream, eventually, get, operator_running
+from tests.helpers import (
+    Kubectl,
+    Stream,
+    eventually,
+    get,
+    operator_running,
+    replay_pods,
+    revision_of,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -964,3 +972,56 @@ def test_14_a_migration_runs_once_in_a_job_both_replicas_start_after_it(
         )
         assert container_status(pod, "app")["state"]["running"]["startedAt"] >= finished
     assert [p["currentStep"] for p in st["pods"]] == ["", ""]
+
+
+def test_15_a_spec_change_replaces_the_pods_one_at_a_time_and_keeps_three_serving(
+    operator: Operator,
+    kubectl: Kubectl,
+    kubectl_argv: list[str],
+    namespace: str,
+    record: Any,
+) -> None:
+    rec = record("greeter")
+    apply(kubectl, namespace, "15-rolling-update.yaml")
+    status_when(kubectl, namespace, "greeter", lambda s: s.get("readyReplicas") == 3)
+    [old] = {revision_of(p) for p in pods(kubectl, namespace, "greeter")}
+    watch = Stream(kubectl_argv, namespace, "pods", "-l", f"{PIPELINE_LABEL}=greeter")
+    try:
+        eventually(lambda: len(watch.events) >= 3, timeout=TIMEOUT)  # listed the old Pods
+        page = "echo 'hello from revision 2' > /www/index.html"
+        kubectl(
+            "patch", "ipl", "greeter", "--type=json",
+            "-p", json.dumps([{"op": "replace", "path": "/spec/steps/0/run/command/2",
+                               "value": page}]),
+            namespace=namespace,
+        )  # fmt: skip
+        st = status_when(
+            kubectl,
+            namespace,
+            "greeter",
+            lambda s: (
+                s["updatedReplicas"] == s["readyReplicas"] == 3
+                and condition(s, "Ready")["status"] == "True"
+            ),
+        )
+        [new] = {revision_of(p) for p in pods(kubectl, namespace, "greeter")}
+        # Every old Pod's deletion has been watched to its end.
+        eventually(lambda: replay_pods(watch.events)[-1][2] == {new}, timeout=TIMEOUT)
+    finally:
+        watch.stop()
+
+    assert new != old
+    assert st["replicas"] == 3
+    seen = replay_pods(watch.events)[2:]  # from when the watch had listed the 3 old Pods
+    assert max(total for total, _, _ in seen) <= 4  # replicas + maxSurge
+    assert min(serving for _, serving, _ in seen) >= 3  # replicas - maxUnavailable
+    assert seen[-1] == (3, 3, {new})
+    for pod in pods(kubectl, namespace, "greeter"):
+        answer = exec_in(
+            kubectl, namespace, pod["metadata"]["name"], "web", "cat", "/www/index.html"
+        )
+        assert answer == "hello from revision 2\n"
+    messages = [condition(s, "Ready")["message"] for s in rec.statuses]
+    assert [m for m in messages if m.startswith("rolling out ")], messages
+    assert ipl_columns(kubectl, namespace, "greeter", wide=True)["UPDATED"] == "3"
+    assert_truthful(rec.statuses, monotonic=False)

@@ -713,6 +713,46 @@ INVALID: list[Any] = [
         id="too-many-retries",
     ),
     pytest.param(
+        minimal(strategy={"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}),
+        [
+            "spec.strategy.rollingUpdate: Forbidden: "
+            "only allowed with spec.strategy.type RollingUpdate (here: Recreate)"
+        ],
+        id="recreate-with-rolling-update",
+    ),
+    pytest.param(
+        minimal(strategy={"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}}),
+        [
+            "spec.strategy.rollingUpdate: Invalid value: maxSurge and maxUnavailable must not "
+            "both be 0: no Pod could be replaced"
+        ],
+        id="surge-and-unavailable-both-zero",
+    ),
+    pytest.param(
+        minimal(strategy={"rollingUpdate": {"maxUnavailable": "101%"}}),
+        [
+            'spec.strategy.rollingUpdate.maxUnavailable: Invalid value: "101%": must be a number '
+            'of Pods (0 or more) or a percentage from "0%" to "100%"',
+        ],
+        id="unavailable-over-100-percent",
+    ),
+    pytest.param(
+        minimal(strategy={"rollingUpdate": {"maxSurge": "x"}}),
+        [
+            'spec.strategy.rollingUpdate.maxSurge: Invalid value: "x": must be a number of Pods '
+            '(0 or more) or a percentage such as "25%"',
+        ],
+        id="surge-not-a-percentage",
+    ),
+    pytest.param(
+        minimal(strategy={"rollingUpdate": {"maxSurge": -1}}),
+        [
+            "spec.strategy.rollingUpdate.maxSurge: Invalid value: -1: must be a number of "
+            'Pods (0 or more) or a percentage such as "25%"',
+        ],
+        id="negative-surge",
+    ),
+    pytest.param(
         minimal(activeDeadlineSeconds=0),
         [
             "spec.activeDeadlineSeconds: Invalid value: 0: "
@@ -961,11 +1001,12 @@ def test_wide_printer_columns(kubectl: Kubectl, namespace: str, shop_web: Writte
     out = kubectl("get", "ipl", shop_web.name, "-o", "wide", namespace=namespace).stdout
     row = _table(out)
     assert list(row) == [
-        "NAME", "READY", "STEPS", "STATUS", "CURRENT", "ATTEMPT", "AGE", "POD", "MESSAGE",
+        "NAME", "READY", "STEPS", "STATUS", "CURRENT", "ATTEMPT", "AGE", "UPDATED", "POD",
+        "MESSAGE",
     ]  # fmt: skip
     del row["AGE"]
     [pod] = shop_web.status["pods"]
-    assert row == {**_columns(shop_web.status), "POD": pod["name"],
+    assert row == {**_columns(shop_web.status), "UPDATED": "1", "POD": pod["name"],
                    "MESSAGE": shop_web.status["message"]}  # fmt: skip
     assert row["MESSAGE"] == "step 1/6 wait-deps: waiting for " + "; ".join(SHOP_WEB_WAITING)
 

@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import BAD_QUANTITY, Kubectl, eventually, get, kubelet_runs_everything, pods
+from tests.helpers import (
+    BAD_QUANTITY,
+    Kubectl,
+    eventually,
+    get,
+    kubelet_runs_everything,
+    pod_ready,
+    pods,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +82,8 @@ def _ready_pipeline(kubectl: Kubectl, namespace: str, manifest: str = PIPELINE) 
     generation = get(kubectl, namespace, "ipl", "web")["metadata"]["generation"]
 
     def current_pod() -> dict[str, Any] | None:
-        found = pods(kubectl, namespace)
+        # The new Pod: after a change, the old one serves until it is Ready (RollingUpdate).
+        found = [pod for pod in pods(kubectl, namespace) if not pod_ready(pod)]
         st = get(kubectl, namespace, "ipl", "web").get("status") or {}
         if len(found) == 1 and st.get("observedGeneration") == generation:
             return found[0]

@@ -15,6 +15,7 @@ from tests.helpers import (
     Stream,
     eventually,
     get,
+    kubelet_runs_everything,
     log_messages,
     operator_running,
     pods,
@@ -286,6 +287,8 @@ def test_deleted_pod_is_recreated_and_spec_change_replaces_pods(
             or None
         )
     )
+    # RollingUpdate (the default): the old Pod goes once the new one is Ready.
+    kubelet_runs_everything(kubectl, namespace, replaced)
     eventually(
         lambda: (
             [p["metadata"]["name"] for p in pods(kubectl, namespace)]
@@ -433,9 +436,10 @@ def test_printer_columns(operator: None, kubectl: Kubectl, namespace: str) -> No
     assert list(plain) == ["NAME", "READY", "STEPS", "STATUS", "CURRENT", "ATTEMPT", "AGE"]
     assert {k: v for k, v in plain.items() if k != "AGE"} == row
     [wide] = table(kubectl("get", "ipl", "-o", "wide", namespace=namespace).stdout)
-    assert list(wide) == [*plain, "POD", "MESSAGE"]
+    assert list(wide) == [*plain, "UPDATED", "POD", "MESSAGE"]
     assert {k: v for k, v in wide.items() if k != "AGE"} == {
         **row,
+        "UPDATED": "1",
         "POD": name_of(pod),
         "MESSAGE": message,
     }

@@ -5,6 +5,7 @@ once, then records metrics and events (against a fake API module)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -570,6 +571,60 @@ async def test_a_release_is_looked_at_again_and_a_step_still_running_is_nudged_o
     pod["metadata"]["annotations"][NUDGED_ANNOTATION] = "wait-db"
     await restarted._release(pipe, [pod], {"wait-db": []})
     assert len(kube.patches) == 2
+
+
+# --------------------------------------------------------------------------- rollouts
+
+
+class RollingKube(FakeKube):
+    """Creates answer with the Pod (resourceVersion 300 on); deletes are recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deleted: list[str] = []
+
+    async def create(self, path: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(manifest["metadata"]["name"])
+        made = {"uid": f"new-{len(self.created)}", "resourceVersion": str(300 + len(self.created))}
+        return {**manifest, "metadata": {**manifest["metadata"], **made}}
+
+    async def delete(self, path: str, uid: str, dependents: bool = False) -> bool:
+        self.deleted.append(uid)
+        return True
+
+
+async def test_a_rollout_does_not_act_twice_on_a_cache_that_lags_behind_its_writes() -> None:
+    kube = RollingKube()
+    ctl = controller(kube)
+    old_body = {**pipeline_body(), "spec": {**pipeline_body()["spec"], "replicas": 4}}
+    old = []
+    for index in range(4):
+        pod = render_pod(parse_pipeline(old_body), index, ctl.settings.step_image)
+        pod["metadata"].update(uid=f"old-{index}", resourceVersion="100")
+        pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        old.append(pod)
+    new_body = copy.deepcopy(old_body)
+    new_body["spec"]["template"]["spec"]["containers"][0]["image"] = "app:2"
+    ctl.pipelines = [informer([new_body])]
+    pods = informer(old, index=_pipeline_of)
+    pods.version = "100"
+    ctl.pods = [pods]
+
+    await ctl.reconcile_key(("shop", "web"))  # 25% of 4: one new Pod, one old one gone
+    assert (len(kube.created), kube.deleted) == (1, ["old-0"])
+    # The Pod informer has seen neither write yet: nothing more may go, nothing more come.
+    await ctl.reconcile_key(("shop", "web"))
+    await ctl.reconcile_key(("shop", "web"))
+    assert (len(kube.created), kube.deleted) == (1, ["old-0"])
+    # It has caught up with the deletion (the new Pod was created and deleted meanwhile):
+    # the next new Pod comes.
+    for change in replace_diff(pods.store, {key_of(p): p for p in old[1:]}):
+        pods._emit(change)
+    pods.store = {key_of(p): p for p in old[1:]}
+    pods.version = "400"
+    await ctl.reconcile_key(("shop", "web"))
+    assert (len(kube.created), kube.deleted) == (3, ["old-0"])
+    metrics.forget("shop", "web")
 
 
 # --------------------------------------------------------------------------- shards

@@ -130,7 +130,8 @@ def test_a_deleted_attempt_is_created_again_and_earlier_ones_stay() -> None:
 
 
 def test_a_spec_change_or_scaling_down_deletes_every_attempt() -> None:
-    old = pipeline(retries=2)
+    recreate = {"type": "Recreate"}
+    old = pipeline(retries=2, strategy=recreate)
     attempts = [pod(old, 1, "Failed"), pod(old, 2, "Running")]
     new = pipeline(retries=2, activeDeadlineSeconds=5)  # outside the spec hash: same revision
     assert plan_pods(new, attempts, IMAGE).delete == []
@@ -140,10 +141,28 @@ def test_a_spec_change_or_scaling_down_deletes_every_attempt() -> None:
     )
     plan = plan_pods(changed, attempts, IMAGE)
     assert names(plan.delete) == names(attempts)
-    assert names(plan.create) == [pod_name(changed, 0)]
+    assert plan.create == []  # Recreate: once the old attempts are gone
+    assert names(plan_pods(changed, [], IMAGE).create) == [pod_name(changed, 0)]
 
     scaled = pipeline(retries=2, replicas=0)
     assert names(plan_pods(scaled, attempts, IMAGE).delete) == names(attempts)
+
+
+def test_a_rolling_spec_change_deletes_the_failed_attempt_first() -> None:
+    old = pipeline(retries=2)  # the default strategy: RollingUpdate, 25% / 25%
+    attempts = [pod(old, 1, "Failed"), pod(old, 2, "Running")]
+    changed = parse_pipeline(
+        {**_body(old), "spec": {**_body(old)["spec"], "template": _template("app:2")}}
+    )
+    # One replica: maxSurge 1, maxUnavailable 0. Two Pods exist (1 + 1): none is created;
+    # the failed attempt serves nothing and goes first.
+    plan = plan_pods(changed, attempts, IMAGE)
+    assert (names(plan.delete), plan.create) == ([names(attempts)[0]], [])
+    # Then the new Pod; the running attempt stays until the new one is available.
+    plan = plan_pods(changed, attempts[1:], IMAGE)
+    assert (plan.delete, names(plan.create)) == ([], [pod_name(changed, 0)])
+    done = pod(changed, 1, "Succeeded")
+    assert names(plan_pods(changed, [attempts[1], done], IMAGE).delete) == names(attempts[1:])
 
 
 def _body(pipe: Pipeline) -> dict[str, Any]:

@@ -166,6 +166,89 @@ def test_deadline_and_retries_parse_and_count_the_attempts() -> None:
     assert str(raised.value) == "spec.retries: Input should be less than or equal to 20"
 
 
+SURGE_REFUSED = (
+    "spec.strategy.rollingUpdate.maxSurge: must be a number of Pods (0 or more) or a "
+    'percentage such as "25%"'
+)
+STRATEGY_REFUSALS = [
+    pytest.param(
+        {"type": "Recreate", "rollingUpdate": {}},
+        "spec.strategy.rollingUpdate: only allowed with spec.strategy.type RollingUpdate "
+        "(here: Recreate)",
+        id="recreate-with-rolling-update",
+    ),
+    pytest.param(
+        {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}},
+        "spec.strategy.rollingUpdate: maxSurge and maxUnavailable must not both be 0: "
+        "no Pod could be replaced",
+        id="both-zero",
+    ),
+    pytest.param({"rollingUpdate": {"maxSurge": "x"}}, SURGE_REFUSED, id="surge-not-a-percentage"),
+    pytest.param({"rollingUpdate": {"maxSurge": -1}}, SURGE_REFUSED, id="negative-surge"),
+    pytest.param({"rollingUpdate": {"maxSurge": True}}, SURGE_REFUSED, id="boolean-surge"),
+    pytest.param(
+        {"rollingUpdate": {"maxUnavailable": "101%"}},
+        "spec.strategy.rollingUpdate.maxUnavailable: must be a number of Pods (0 or more) or a "
+        'percentage from "0%" to "100%"',
+        id="unavailable-over-100-percent",
+    ),
+    pytest.param(
+        {"type": "BlueGreen"},
+        "spec.strategy.type: 'BlueGreen' must be one of Recreate, RollingUpdate",
+        id="unknown-type",
+    ),
+]
+
+
+@pytest.mark.parametrize(("strategy", "refusal"), STRATEGY_REFUSALS)
+def test_a_bad_strategy_is_refused_naming_the_field(strategy: Any, refusal: str) -> None:
+    # The same words as the CRD's rules (tests/integration/test_crd.py).
+    body = copy.deepcopy(EXAMPLE)
+    body["spec"]["strategy"] = strategy
+    with pytest.raises(InvalidSpec) as raised:
+        parse_pipeline(body)
+    assert str(raised.value) == refusal
+
+
+@pytest.mark.parametrize(
+    ("strategy", "replicas", "bounds"),
+    [
+        pytest.param(None, 4, (1, 1), id="default-25-percent-of-4"),
+        pytest.param(None, 1, (1, 0), id="default-of-1-surge-rounds-up-unavailable-down"),
+        pytest.param(None, 10, (3, 2), id="default-of-10"),
+        pytest.param({"rollingUpdate": {"maxSurge": 0}}, 8, (0, 2), id="only-unavailable"),
+        pytest.param(
+            {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "10%"}},
+            3,
+            (0, 1),
+            id="both-round-to-0-one-may-be-unavailable",
+        ),
+        pytest.param(
+            {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}}, 3, (3, 0), id="blue"
+        ),
+        pytest.param({"rollingUpdate": {"maxSurge": "34%"}}, 3, (2, 0), id="1.02-rounds-up"),
+        pytest.param({"rollingUpdate": {"maxUnavailable": "66%"}}, 3, (1, 1), id="1.98-down"),
+    ],
+)
+def test_rolling_update_bounds_round_as_a_deployment(
+    strategy: Any, replicas: int, bounds: tuple[int, int]
+) -> None:
+    body = copy.deepcopy(EXAMPLE)
+    if strategy is not None:
+        body["spec"]["strategy"] = strategy
+    rolling = parse_pipeline(body).spec.strategy.rolling
+    assert rolling is not None
+    assert rolling.bounds(replicas) == bounds
+
+
+def test_recreate_has_no_bounds_and_the_strategy_is_not_part_of_the_revision() -> None:
+    body = copy.deepcopy(EXAMPLE)
+    body["spec"]["strategy"] = {"type": "Recreate"}
+    recreate = parse_pipeline(body).spec
+    assert recreate.strategy.rolling is None
+    assert recreate.revision == parse_pipeline(EXAMPLE).spec.revision
+
+
 def test_every_example_parses() -> None:
     examples = Path(__file__).parents[2] / "deploy" / "examples"
     docs = [d for p in sorted(examples.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text())]

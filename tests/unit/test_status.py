@@ -878,12 +878,34 @@ def test_pods_of_an_older_spec_are_ignored() -> None:
     assert (status["readyReplicas"], status["pods"]) == (0, [])
     assert states(status) == ["Pending"] * 6
     assert kstatus(status) == ("False", "Pending", "True", "False")
-    assert status["message"] == "waiting for the pod to be created (1 old pod still terminating)"
+    assert status["message"] == (
+        "rolling out 0/1; waiting for the pod to be created (1 old pod still terminating)"
+    )
 
     status = derive(pipeline(), [old, recorded("step-2-running")])
 
     assert [p["name"] for p in status["pods"]] == [POD]
     assert status["currentStep"] == "fetch-config"
+
+
+def test_during_a_rollout_the_message_says_how_far_it_is_and_updated_counts_new_pods() -> None:
+    old = [recorded("ready", pod_name=f"shop-web-0ld00-{i}", spec_hash="0ld00") for i in (2, 3)]
+    new = [recorded("ready", pod_name=POD), recorded("step-2-running", pod_name=SECOND_POD)]
+
+    status = derive(pipeline(replicas=4), [*old, *new])
+
+    assert (status["updatedReplicas"], status["readyReplicas"], status["ready"]) == (2, 1, "1/4")
+    assert status["message"].startswith("rolling out 1/4; step 2/6 fetch-config: ")
+    assert kstatus(status) == ("False", "Initializing", "True", "False")
+
+    # Every new Pod ready: Ready, also while old Pods are still on their way out.
+    done = [recorded("ready", pod_name=f"shop-web-{HASH[:5]}-{i}") for i in range(4)]
+    status = derive(pipeline(replicas=4), [*old, *done])
+    assert (status["updatedReplicas"], status["message"]) == (4, "4/4 pods ready")
+
+    # The next new Pod waits for room: an old one to go.
+    status = derive(pipeline(replicas=4), [*old, *done[:2]])
+    assert status["message"] == "rolling out 2/4; 2/4 pods created; 2 old pods left"
 
 
 def test_pods_being_deleted_are_ignored() -> None:
@@ -1239,6 +1261,7 @@ def test_every_recorded_pod_gives_a_schema_safe_status(name: str, policy: str) -
         "observedGeneration",
         "replicas",
         "readyReplicas",
+        "updatedReplicas",
         "ready",
         "selector",
         "progress",

@@ -29,7 +29,7 @@ from initpipeline.status.kubelet import StepView, step_entry
 from initpipeline.status.pods import PodView, current_pods
 from initpipeline.status.states import Reason, StepState
 from initpipeline.status.text import one_line
-from initpipeline.status.verdict import Problems, Verdict, overruling, verdict
+from initpipeline.status.verdict import Problems, Verdict, overruling, rolling_out, verdict
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -50,6 +50,7 @@ def _assemble(
     held_targets: list[dict[str, str]],
     retried: Sequence[dict[str, Any]],
     ready_replicas: int = 0,
+    updated_replicas: int = 0,
     finished: int = 0,
     current_step: str = "",
     attempt: str = "",
@@ -61,6 +62,7 @@ def _assemble(
         "observedGeneration": generation,
         "replicas": replicas,
         "readyReplicas": ready_replicas,
+        "updatedReplicas": updated_replicas,
         "ready": f"{ready_replicas}/{replicas}",
         "selector": f"{PIPELINE_LABEL}={name}",
         "progress": f"{finished}/{len(steps)}",
@@ -197,7 +199,9 @@ def derive_status(
         }
         for pod in current
     ]
-    outcome = overruled or verdict(pipeline, current, seen.others, rep, rep_waiting)
+    outcome = overruled or rolling_out(
+        spec, verdict(pipeline, current, seen.others, rep, rep_waiting), current, seen.old
+    )
     return _assemble(
         outcome,
         previous,
@@ -207,6 +211,7 @@ def derive_status(
         held_targets=held_targets,
         retried=retries.retries_status(pipeline, seen.replaced, previous, current_hash),
         ready_replicas=sum(pod.ready for pod in current),
+        updated_replicas=len(current),
         finished=finished,
         current_step=current_step,
         attempt=retries.attempt(pipeline, rep),

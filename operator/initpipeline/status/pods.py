@@ -17,7 +17,7 @@ from typing import Any
 
 from initpipeline.fields import as_int, as_mapping, as_str, find_condition
 from initpipeline.names import DEADLINE_ANNOTATION, TOOLS_CONTAINER
-from initpipeline.revisions import attempt_of, is_current, superseded
+from initpipeline.revisions import attempt_of, is_current, revision_of, superseded
 from initpipeline.spec import Pipeline, StepType
 from initpipeline.status.kubelet import STARTING, StepView, step_view, with_tools
 from initpipeline.status.states import Reason, StepState
@@ -132,12 +132,14 @@ def _deadline_failed(pipeline: Pipeline, views: list[StepView]) -> None:
 @dataclass(frozen=True)
 class Pods:
     """The current Pods (by name), how many others there are (other revisions, being
-    deleted), the representative, and the failed attempts a later one replaced (by name)."""
+    deleted), the representative, the failed attempts a later one replaced (by name), and
+    how many Pods are of older revisions (also those being deleted): a rollout is on."""
 
     current: list[PodView]
     others: int
     rep: PodView | None
     replaced: list[PodView]
+    old: int = 0
 
 
 def current_pods(
@@ -156,7 +158,8 @@ def current_pods(
     current = [view for view in ours if view.name not in later]
     replaced = [view for view in ours if view.name in later]
     rep = min(current, key=PodView.rank) if current else None
-    return Pods(current, len(pods) - len(ours), rep, replaced)
+    old = 0 if current_hash is None else sum(revision_of(pod) != current_hash for pod in pods)
+    return Pods(current, len(pods) - len(ours), rep, replaced, old)
 
 
 def container_problem(pod: Mapping[str, Any]) -> str:

@@ -22,12 +22,13 @@ Pods are still being deleted).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from initpipeline import messages
 from initpipeline.fields import as_mapping, as_str
 from initpipeline.render import once_job_name
+from initpipeline.rollout import available
 from initpipeline.spec import Pipeline, PipelineSpec, Step, StepType
 from initpipeline.status.kubelet import StepView
 from initpipeline.status.pods import PodView, container_problem, pod_condition
@@ -185,9 +186,11 @@ def verdict(
     if (index := rep.current) is not None:
         return _progress_verdict(pipeline, rep, index, waiting_on)
     if len(current) < replicas:
-        return Verdict(
-            False, Reason.PENDING, f"{len(current)}/{replicas} pods created; creating the rest"
-        )
+        created = f"{len(current)}/{replicas} pods created"
+        if others:  # a rollout (or a scale-down) makes room first
+            plural = "s" if others > 1 else ""
+            return Verdict(False, Reason.PENDING, f"{created}; {others} old pod{plural} left")
+        return Verdict(False, Reason.PENDING, f"{created}; creating the rest")
 
     steps_done = f"all {len(spec.steps)} steps done"
     if run_to_completion:
@@ -199,6 +202,19 @@ def verdict(
         "" if run_to_completion else one_line(pod_condition(unready.raw, "Ready").get("message"))
     )
     return Verdict(False, Reason.RUNNING, f"{message}; {detail}" if detail else message)
+
+
+def rolling_out(
+    spec: PipelineSpec, outcome: Verdict, current: Sequence[PodView], old: int
+) -> Verdict:
+    """While Pods of an older revision are left (`old`) and the pipeline is not Ready, the
+    message starts with `rolling out N/R`: N of the R replicas are of the current revision
+    and available (`rollout.available`)."""
+    if outcome.ready or not old:
+        return outcome
+    run_to_completion = spec.restart_policy != "Always"
+    done = sum(available(pod.raw, run_to_completion) for pod in current)
+    return replace(outcome, message=f"rolling out {done}/{spec.replicas}; {outcome.message}")
 
 
 def _step_failure(
