@@ -22,11 +22,11 @@ from initpipeline.describe import describe
 from initpipeline.kube import EVENTS, PODS, ApiError, Kube, Obj, WatchExpired
 from initpipeline.names import PIPELINE_LABEL
 from initpipeline.render import render_pods
-from initpipeline.settings import Settings, SettingsError
+from initpipeline.settings import DEFAULT_RENDER_IMAGE, Settings, SettingsError
 from initpipeline.spec import API_VERSION, KIND, InvalidSpec, parse_pipeline
 
 
-def render(path: str, step_image: str) -> str:
+def render(path: str, step_image: str, render_image: str = DEFAULT_RENDER_IMAGE) -> str:
     """YAML of the Pods the operator would create for every InitPipeline in the file (none
     for a suspended one)."""
     with open(sys.stdin.fileno() if path == "-" else path, encoding="utf-8") as stream:
@@ -40,7 +40,10 @@ def render(path: str, step_image: str) -> str:
         raise InvalidSpec("kind", f"no {KIND} ({API_VERSION}) found in {path}")
     # A suspended pipeline has no Pods: the operator deletes them (spec.suspend).
     pods: list[dict[str, Any]] = [
-        pod for p in pipelines if not p.spec.suspend for pod in render_pods(p, step_image)
+        pod
+        for p in pipelines
+        if not p.spec.suspend
+        for pod in render_pods(p, step_image, render_image=render_image)
     ]
     return yaml.safe_dump_all(pods, sort_keys=False)
 
@@ -165,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "graph":
             sys.stdout.write(asyncio.run(_graph(args.namespace, args.format)))
         elif args.command == "render":
-            sys.stdout.write(render(args.filename, Settings.from_env().step_image))
+            settings = Settings.from_env()
+            sys.stdout.write(render(args.filename, settings.step_image, settings.render_image))
         else:
             run(Settings.from_env())
     except KeyboardInterrupt:

@@ -367,7 +367,9 @@ class Controller:
         refusal of a Pod, if any. A failure that may pass (429, 5xx, a timeout, a lost
         connection) is raised: the key is retried with backoff and the pipeline is not
         Stalled for it."""
-        plan = plan_pods(pipeline, pods, self.settings.step_image)
+        plan = plan_pods(
+            pipeline, pods, self.settings.step_image, render_image=self.settings.render_image
+        )
         for pod in plan.delete:
             meta = pod["metadata"]
             await self.kube.delete(PODS.path(meta["namespace"], meta["name"]), uid=meta["uid"])

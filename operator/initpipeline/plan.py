@@ -11,6 +11,7 @@ from initpipeline.fields import as_mapping, parse_time
 from initpipeline.names import DEADLINE_ANNOTATION, NUDGED_ANNOTATION, RELEASED_ANNOTATION
 from initpipeline.render import pod_name, render_pod, spec_hash
 from initpipeline.revisions import attempt_of, is_current, replica_of
+from initpipeline.settings import DEFAULT_RENDER_IMAGE
 from initpipeline.spec import Pipeline, PipelineSpec
 from initpipeline.status.pods import current_pods as pod_views
 from initpipeline.status.states import Reason
@@ -62,7 +63,13 @@ def _next_attempt(spec: PipelineSpec, attempts: Sequence[Pod]) -> int:
     return number
 
 
-def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPlan:
+def plan_pods(
+    pipeline: Pipeline,
+    pods: Sequence[Pod],
+    step_image: str,
+    *,
+    render_image: str = DEFAULT_RENDER_IMAGE,
+) -> PodPlan:
     """Create the missing replicas (the next attempt of a failed one while spec.retries
     allows), delete Pods of old revisions, extra replicas and, when the pipeline restarts its
     Pods (restartPolicy Always), Pods the node gave up on. Failed attempts that a later one
@@ -94,7 +101,9 @@ def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPl
             plan.delete.append(pod)
     for name, (index, attempt) in wanted.items():
         if name not in present:
-            plan.create.append(render_pod(pipeline, index, step_image, attempt))
+            plan.create.append(
+                render_pod(pipeline, index, step_image, attempt, render_image=render_image)
+            )
     return plan
 
 

@@ -24,6 +24,9 @@ _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 # The musl variant of the busybox image is statically linked, so copyAssets can copy its
 # /bin/busybox into any image (the default glibc variant is not).
 DEFAULT_STEP_IMAGE = "docker.io/library/busybox:1.36.1-musl"
+# renderConfig steps run `initpipeline-render-config` from the operator's own image: by default
+# the published image of this version (deploy/base and the chart run the same one).
+DEFAULT_RENDER_IMAGE = "ghcr.io/initpipeline/initpipeline:0.1.0"
 
 _Number = TypeVar("_Number", int, float)
 
@@ -35,6 +38,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     step_image: str = DEFAULT_STEP_IMAGE
+    render_image: str = DEFAULT_RENDER_IMAGE
     # Empty: every namespace (cluster-wide); otherwise only these.
     namespaces: tuple[str, ...] = field(default_factory=tuple)
     log_format: Literal["text", "json"] = "text"
@@ -68,6 +72,9 @@ class Settings:
         step_image = get("STEP_IMAGE", DEFAULT_STEP_IMAGE)
         if not step_image:
             raise SettingsError(f"{PREFIX}STEP_IMAGE must not be empty")
+        render_image = get("RENDER_IMAGE", DEFAULT_RENDER_IMAGE)
+        if not render_image:
+            raise SettingsError(f"{PREFIX}RENDER_IMAGE must not be empty")
         namespaces = tuple(ns for ns in get("NAMESPACES", "").replace(",", " ").split() if ns)
         liveness = get("LIVENESS_ENDPOINT", cls.liveness_endpoint)
         if liveness and not _http_endpoint(liveness):
@@ -96,6 +103,7 @@ class Settings:
             raise SettingsError(f"{PREFIX}WORKERS must be at least 1")
         return cls(
             step_image=step_image,
+            render_image=render_image,
             namespaces=namespaces,
             log_format=log_format,  # type: ignore[arg-type]  # checked above
             log_level=get("LOG_LEVEL", "INFO").upper(),
