@@ -117,7 +117,8 @@ spec:
 """
 
 ACTION_MESSAGE = (
-    "each step needs exactly one of waitFor, download, copyAssets, prepareVolume, run, sidecar"
+    "each step needs exactly one of waitFor, download, copyAssets, prepareVolume, renderConfig, "
+    "run, sidecar"
 )
 
 
