@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from initpipeline import cli, messages, renderconfig
 from initpipeline.names import TARGET_DIR
 from initpipeline.render import render_pod
 from initpipeline.spec import InvalidSpec
+from initpipeline.status.derive import derive_status
 from initpipeline.status.kubelet import step_view
 from initpipeline.status.states import StepState
 
@@ -188,6 +190,23 @@ def test_the_status_reads_a_missing_variable_as_the_steps_reason() -> None:
     assert view.state is StepState.FAILED
     assert view.reason == messages.MISSING_VARIABLE
     assert messages.failure_detail(view.reason, view.message) == ("${TOKEN} (line 3) is not in env")
+
+
+def test_a_running_step_says_what_it_renders() -> None:
+    pipeline = pipeline_of([render_step()])
+    pod = render_pod(pipeline, 0, IMAGE, render_image=RENDER_IMAGE)
+    running = {"name": "render", "state": {"running": {"startedAt": "2026-12-06T10:00:00Z"}}}
+    pod["status"] = {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+        "initContainerStatuses": [running],
+    }
+    st = derive_status(pipeline, [pod], {}, None, datetime(2026, 12, 6, 10, 0, 1, tzinfo=UTC))
+    ready = next(c for c in st["conditions"] if c["type"] == "Ready")
+    assert (ready["reason"], ready["message"]) == (
+        "Initializing",
+        "step 1/1 render: rendering conf/nginx/app.conf",
+    )
 
 
 # --------------------------------------------------------------------------- the Pod
