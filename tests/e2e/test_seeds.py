@@ -979,8 +979,8 @@ def test_16_render_the_nginx_configuration_from_a_template_variables_and_a_secre
         rendered_pods = cli.render(str(EXAMPLES / "16-render-config.yaml"), "busybox", render_image)
     log = runner.output
     assert_in_order(recs[0].stages(), ("0/1", "render-nginx-conf", None), ("1/1", "", "Running"))
-    for rec in recs:
-        assert_truthful(rec.statuses)
+    assert_truthful(recs[0].statuses)
+    assert_truthful(recs[1].statuses, allowed=("Pending", "Initializing", "StepFailed"))
     for where, text in (
         ("the CRs", crs),
         ("the recorded statuses", json.dumps([r.statuses for r in recs])),
