@@ -108,7 +108,6 @@ class MissingVariables(ValueError):
                 [(ref.name, ref.line, ref.name in declared) for ref in missing]
             )
         )
-        self.names = [ref.name for ref in missing]
 
 
 def render(template: str, values: Mapping[str, str], declared: Sequence[str]) -> str:

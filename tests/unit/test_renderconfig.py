@@ -66,7 +66,6 @@ def test_a_missing_variable_is_named_with_its_line_and_why() -> None:
         "MissingVariable: ${HOST} (line 1) is not in env; "
         "${TOKEN} (line 3) is not set: its optional source is missing"
     )
-    assert raised.value.names == ["HOST", "TOKEN"]
 
 
 @pytest.mark.parametrize(
