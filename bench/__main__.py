@@ -2,7 +2,8 @@
 
 Scenarios: a (burst), b (status lag), c (API requests), d (wait step exit, the script's part),
 dn (wait step exit on the node, every target kind), e (whole pipeline against a hand-written
-Pod, on the node), f (idle cost), g (API clients compared). Environment:
+Pod, on the node), f (idle cost), g (API clients compared), h (2 shards against 1).
+Environment:
   BENCH_SCENARIOS   comma-separated scenarios (default: all; arguments win)
   BENCH_SIZES       burst sizes for (a) (default 1,100,1000)
   BENCH_CONCURRENCY creates in flight (default 10)
@@ -10,7 +11,7 @@ Pod, on the node), f (idle cost), g (API clients compared). Environment:
                     own INITPIPELINE_* variables are not passed on)
   BENCH_LAG_SIZE, BENCH_IDLE_SIZE, BENCH_IDLE_SECONDS, BENCH_LIFECYCLE_SIZE, BENCH_LAG_SAMPLE,
   BENCH_WHOLE_ROUNDS, BENCH_NOTICED_ROUNDS, BENCH_CLIENTS, BENCH_CLIENTS_COUNT,
-  BENCH_CLIENTS_ROUNDS
+  BENCH_CLIENTS_ROUNDS, BENCH_SHARDS_SIZE
                     see each scenario's module
   KUBECONFIG        default /tmp/initpipeline-cluster/kubeconfig
 """
@@ -30,7 +31,17 @@ from pathlib import Path
 from bench.context import Context
 from bench.kube import Kube
 from bench.report import document, markdown
-from bench.scenarios import burst, clients, idle, lag, noticed, noticed_node, requests, whole
+from bench.scenarios import (
+    burst,
+    clients,
+    idle,
+    lag,
+    noticed,
+    noticed_node,
+    requests,
+    shards,
+    whole,
+)
 
 SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "a": burst.run,
@@ -41,6 +52,7 @@ SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "e": whole.run,
     "f": idle.run,
     "g": clients.run,
+    "h": shards.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -89,7 +101,7 @@ async def main_async(chosen: list[str], sizes: list[int], concurrency: int) -> i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "scenarios", nargs="*", help="a b c d dn e f g (default: BENCH_SCENARIOS or all)"
+        "scenarios", nargs="*", help="a b c d dn e f g h (default: BENCH_SCENARIOS or all)"
     )
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1,100,1000"))
     parser.add_argument(

@@ -20,6 +20,7 @@ from initpipeline.spec import API_VERSION, KIND, parse_pipeline
 
 BENCH_LABEL = "initpipeline.io/bench"
 PIPELINE_LABEL = "initpipeline.io/pipeline"
+SHARD_LABEL = "initpipeline.io/shard"
 BUSYBOX = "docker.io/library/busybox:1.36.1-musl"
 # No scheduler serves this name: Pods stay Pending, no kubelet writes their status (as in
 # tests/integration/test_operator.py), so only the control plane and the operator work.

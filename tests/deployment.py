@@ -33,6 +33,30 @@ NAMESPACE = "initpipeline-system"
 DEPLOYMENT = "initpipeline-operator"
 LEASE = "initpipeline-operator"
 SELECTOR = "app.kubernetes.io/name=initpipeline,app.kubernetes.io/component=operator"
+# What the test pipelines' Pods need under the namespaces' `restricted` Pod Security level.
+RESTRICTED = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+# A test pipeline's template: an app that stops at once on SIGTERM.
+APP_TEMPLATE = {
+    "spec": {
+        "securityContext": RESTRICTED,
+        "terminationGracePeriodSeconds": 1,
+        "containers": [
+            {
+                "name": "app",
+                "image": "docker.io/library/busybox:1.36.1-musl",
+                "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+                "securityContext": CONTAINER_SECURITY,
+            }
+        ],
+    }
+}
+AUDIT_LOG = CLUSTER_DIR / "logs" / "audit.log"
+POD_NAME_CLAIM = "authentication.kubernetes.io/pod-name"
 # The name under which deploy/base refers to the image (its kustomize `images:` entry).
 BASE_IMAGE_NAME = "ghcr.io/initpipeline/initpipeline"
 
@@ -79,11 +103,12 @@ def _render_image(image: str) -> str:
     )
 
 
-def kustomization(image: str, where: Path) -> Path:
-    """An overlay of deploy/base that runs `image` (kustomize wants relative paths)."""
+def kustomization(image: str, where: Path, of: Path = REPO / "deploy" / "base") -> Path:
+    """An overlay of deploy/base (or `of`) that runs `image` (kustomize wants relative
+    paths)."""
     name, _, tag = image.rpartition(":")
     where.mkdir(parents=True, exist_ok=True)
-    base = os.path.relpath(REPO / "deploy" / "base", where)
+    base = os.path.relpath(of, where)
     (where / "kustomization.yaml").write_text(
         json.dumps(
             {
@@ -156,9 +181,12 @@ class Deployed:
 
 
 @contextlib.contextmanager
-def operator_deployed(kubectl: Kubectl, image: str, workdir: Path) -> Iterator[Deployed]:
-    """deploy/base applied with `image`, until every replica is Ready; removed afterwards."""
-    overlay = kustomization(image, workdir)
+def operator_deployed(
+    kubectl: Kubectl, image: str, workdir: Path, of: Path = REPO / "deploy" / "base"
+) -> Iterator[Deployed]:
+    """deploy/base (or the overlay `of`) applied with `image`, until every replica of the
+    base's Deployment is Ready; removed afterwards."""
+    overlay = kustomization(image, workdir, of)
     since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     # --force-conflicts: an earlier install (test_rbac scales it to 0) may own some fields.
     kubectl("apply", "--server-side", "--force-conflicts", "-k", str(overlay))
@@ -170,3 +198,41 @@ def operator_deployed(kubectl: Kubectl, image: str, workdir: Path) -> Iterator[D
         started = time.monotonic()
         kubectl("delete", "-k", str(overlay), "--ignore-not-found", "--wait", timeout=300)
         print(f"operator Deployment removed in {time.monotonic() - started:.1f}s")
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write by the operator's ServiceAccount, from the API server's audit log."""
+
+    at: str  # requestReceivedTimestamp (RFC 3339, microseconds: sorts as text)
+    pod: str
+    verb: str
+    resource: str
+    namespace: str
+    name: str
+    code: int
+
+
+def audit_writes() -> list[Write]:
+    """The operator replicas' writes, each with the Pod its token is bound to, in order
+    (tokens bound to no Pod, such as test_rbac's, are other clients)."""
+    writes = []
+    for line in AUDIT_LOG.read_text().splitlines():
+        event = json.loads(line)
+        pods = event["user"].get("extra", {}).get(POD_NAME_CLAIM)
+        if not event["user"]["username"].endswith(":initpipeline-operator") or not pods:
+            continue
+        ref = event.get("objectRef", {})
+        resource = "/".join(filter(None, (ref.get("resource"), ref.get("subresource"))))
+        writes.append(
+            Write(
+                at=event["requestReceivedTimestamp"],
+                pod=pods[0],
+                verb=event["verb"],
+                resource=resource,
+                namespace=ref.get("namespace", ""),
+                name=ref.get("name", ""),
+                code=event.get("responseStatus", {}).get("code", 0),
+            )
+        )
+    return sorted(writes, key=lambda w: w.at)

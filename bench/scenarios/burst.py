@@ -19,13 +19,16 @@ operator work. Per size:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench import operator
 from bench.common import (
     PIPELINE_LABEL,
+    SHARD_LABEL,
     Watcher,
     namespaces,
     pipeline,
@@ -51,8 +54,12 @@ class Burst:
         return done / self.all_pods_in if self.all_pods_in > 0 else math.nan
 
 
-def bodies(count: int) -> list[Obj]:
-    return [pipeline(f"p{i:05d}", run_steps(2)) for i in range(count)]
+def bodies(count: int, shards: int = 0) -> list[Obj]:
+    """`count` pipelines; with `shards`, labelled for shards s0 .. s<shards-1> in turn."""
+    made = [pipeline(f"p{i:05d}", run_steps(2)) for i in range(count)]
+    for i, body in enumerate(made if shards else ()):
+        body["metadata"]["labels"][SHARD_LABEL] = f"s{i % shards}"
+    return made
 
 
 async def post_all(
@@ -124,30 +131,47 @@ async def quiet(op: operator.Operator, within: float, threshold: float = 0.05) -
 @dataclass
 class OperatorBurst(Burst):
     status_in: float  # first create sent -> last pipeline with its Pod in status
-    cpu: float
+    cpu: float  # of every operator process
     run_queue: float  # runnable, waiting for a CPU
-    rss: float
+    rss: float  # of the largest process
     peak_rss: float
     errors: int
+    total_rss: float = math.nan  # of every process
 
 
-async def with_operator(ctx: Context, namespace: str, count: int) -> OperatorBurst:
-    log = ctx.operator_log(f"burst-{count}")
-    with operator.running([namespace], log) as op:
+async def with_operator(
+    ctx: Context, namespace: str, posted: list[Obj], selectors: Sequence[str] = ("",)
+) -> OperatorBurst:
+    """The burst of `posted` pipelines with one operator process per shard selector (""
+    for one operator following every pipeline)."""
+    count = len(posted)
+    with contextlib.ExitStack() as stack:
+        ops = [
+            stack.enter_context(
+                operator.running(
+                    [namespace],
+                    ctx.operator_log(f"burst-{count}-{len(selectors)}-{i}"),
+                    INITPIPELINE_SHARD_SELECTOR=selector,
+                )
+            )
+            for i, selector in enumerate(selectors)
+        ]
         await asyncio.sleep(3)
-        await quiet(op, 30)
+        await asyncio.gather(*(quiet(op, 30) for op in ops))
         pods = await Watcher(ctx.kube, PODS, namespace).start()
         crs = await Watcher(ctx.kube, PIPELINES, namespace, _has_pod_status).start()
         try:
-            cpu0, queue0 = op.cpu(), op.run_queue()
+            cpu0, queue0 = _cpu(ops)
             start = time.monotonic()
-            _sent, returned = await post_all(ctx, namespace, "pipeline", bodies(count))
+            _sent, returned = await post_all(ctx, namespace, "pipeline", posted)
             created_in = max(returned.values()) - start
             await pods.wait_for(count, _timeout(count))
             await crs.wait_for(set(returned), _timeout(count))
-            await quiet(op, AFTER_BURST_SECONDS)
-            cpu, run_queue = op.cpu() - cpu0, op.run_queue() - queue0
-            rss, peak = op.memory()
+            await asyncio.gather(*(quiet(op, AFTER_BURST_SECONDS) for op in ops))
+            cpu1, queue1 = _cpu(ops)
+            cpu, run_queue = cpu1 - cpu0, queue1 - queue0
+            memory = [op.memory() for op in ops]
+            rss, peak = max(m[0] for m in memory), max(m[1] for m in memory)
             by_pipeline = {
                 pod_pipeline_name(pods.objects[name]): t for name, t in pods.seen.items()
             }
@@ -164,11 +188,17 @@ async def with_operator(ctx: Context, namespace: str, count: int) -> OperatorBur
                 run_queue,
                 rss,
                 peak,
-                len(op.errors()),
+                sum(len(op.errors()) for op in ops),
+                sum(m[0] for m in memory),
             )
         finally:
             await pods.stop()
             await crs.stop()
+
+
+def _cpu(ops: list[operator.Operator]) -> tuple[float, float]:
+    """CPU seconds used, and seconds spent runnable waiting for a CPU, by all `ops`."""
+    return sum(op.cpu() for op in ops), sum(op.run_queue() for op in ops)
 
 
 def pod_pipeline_name(pod: Obj) -> str:
@@ -184,7 +214,7 @@ async def run(ctx: Context) -> None:
             bare = await bare_creation(ctx, bare_ns, count)
         ctx.log(f"(a) burst of {count}: with the operator")
         async with namespaces(ctx.kube, "bench-burst") as (ns,):
-            op = await with_operator(ctx, ns, count)
+            op = await with_operator(ctx, ns, bodies(count))
         ctx.tables.append(table(count, base, bare, op, ctx.concurrency))
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from initpipeline.deps import SERVICE_NAME_LABEL, Obj, Watched, target_objects
 from initpipeline.informer import Change, Informer
 from initpipeline.kube import Kube
+from initpipeline.render import step_targets
 from initpipeline.spec import Pipeline
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def dependencies_of(pipeline: Pipeline) -> set[Dependency]:
     return {
         dependency
         for step in pipeline.spec.steps
-        for target in step.targets
+        for target in step_targets(pipeline, step)
         for dependency in target_objects(target, pipeline.namespace)
     }
 

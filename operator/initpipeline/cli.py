@@ -21,14 +21,14 @@ from initpipeline.controller import PIPELINES
 from initpipeline.describe import describe
 from initpipeline.kube import EVENTS, PODS, ApiError, Kube, Obj, WatchExpired
 from initpipeline.names import PIPELINE_LABEL
-from initpipeline.render import render_pods
+from initpipeline.render import render_jobs, render_pods
 from initpipeline.settings import DEFAULT_RENDER_IMAGE, Settings, SettingsError
 from initpipeline.spec import API_VERSION, KIND, InvalidSpec, parse_pipeline
 
 
 def render(path: str, step_image: str, render_image: str = DEFAULT_RENDER_IMAGE) -> str:
     """YAML of the Pods the operator would create for every InitPipeline in the file (none
-    for a suspended one)."""
+    for a suspended one), each pipeline's Pods followed by the Jobs of its `once` steps."""
     with open(sys.stdin.fileno() if path == "-" else path, encoding="utf-8") as stream:
         documents = [doc for doc in yaml.safe_load_all(stream) if doc]
     pipelines = [
@@ -39,13 +39,13 @@ def render(path: str, step_image: str, render_image: str = DEFAULT_RENDER_IMAGE)
     if not pipelines:
         raise InvalidSpec("kind", f"no {KIND} ({API_VERSION}) found in {path}")
     # A suspended pipeline has no Pods: the operator deletes them (spec.suspend).
-    pods: list[dict[str, Any]] = [
-        pod
+    objects: list[dict[str, Any]] = [
+        obj
         for p in pipelines
         if not p.spec.suspend
-        for pod in render_pods(p, step_image, render_image=render_image)
+        for obj in (*render_pods(p, step_image, render_image=render_image), *render_jobs(p))
     ]
-    return yaml.safe_dump_all(pods, sort_keys=False)
+    return yaml.safe_dump_all(objects, sort_keys=False)
 
 
 def run(settings: Settings) -> None:

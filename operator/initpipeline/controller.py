@@ -25,16 +25,19 @@ from initpipeline.access import AccessReviews
 from initpipeline.cache import Dependency, DependencyCache, dependencies_of
 from initpipeline.fields import condition_true, seconds_between, timestamp
 from initpipeline.informer import Change, Informer
-from initpipeline.kube import PODS, ApiError, Kube, Obj, Resource, transient
+from initpipeline.kube import JOBS, PODS, ApiError, Kube, Obj, Resource, transient
 from initpipeline.messages import wait_report
-from initpipeline.names import NUDGED_ANNOTATION, PIPELINE_LABEL, RELEASED_ANNOTATION
+from initpipeline.names import NUDGED_ANNOTATION, ONCE_LABEL, PIPELINE_LABEL, RELEASED_ANNOTATION
 from initpipeline.plan import (
     NUDGE_AFTER_SECONDS,
     current_pods,
     deadlines,
     nudge_value,
+    owns,
+    plan_jobs,
     plan_pods,
     release_value,
+    shard_handover,
 )
 from initpipeline.render import spec_hash
 from initpipeline.settings import Settings
@@ -56,6 +59,7 @@ from initpipeline.status import (
     unparsed_status,
     wait_logs_to_read,
 )
+from initpipeline.status.once import once_views
 from initpipeline.workqueue import WorkQueue, jittered
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,13 @@ def is_own_echo(old: Obj | None, new: Obj | None, written: Mapping[str, Any] | N
         for field in ("generation", "labels", "annotations", "deletionTimestamp")
     )
     return same_meta and new.get("status") == written
+
+
+def pod_selector(shard_selector: str, label: str = PIPELINE_LABEL) -> str:
+    """The Pods to follow: the pipelines' (PIPELINE_LABEL; ONCE_LABEL: the Jobs of `once`
+    steps and their Pods), of this shard's pipelines only (their SHARD_LABEL is copied onto
+    their Pods and Jobs)."""
+    return f"{label},{shard_selector}" if shard_selector else label
 
 
 def resync_after(status: Mapping[str, Any], now: datetime, resync_seconds: float) -> float:
@@ -128,6 +139,9 @@ class Controller:
         self.access = AccessReviews(kube, self._dependency_changed, namespaces=settings.namespaces)
         self.pipelines: list[Informer] = []
         self.pods: list[Informer] = []
+        # The Jobs of `once` steps and their Pods (ONCE_LABEL).
+        self.jobs: list[Informer] = []
+        self.job_pods: list[Informer] = []
         self.queue: WorkQueue[Key] = WorkQueue()
         self._workers: list[asyncio.Task[None]] = []
         # The API server's answers to our status writes, until the informer holds them.
@@ -166,6 +180,7 @@ class Controller:
                     f"InitPipelines in {where}",
                     self._path(PIPELINES, namespace),
                     self._pipeline_changed,
+                    label_selector=self.settings.shard_selector,
                 )
             )
             self.pods.append(
@@ -174,13 +189,28 @@ class Controller:
                     f"Pods in {where}",
                     self._path(PODS, namespace),
                     self._pod_changed,
-                    label_selector=PIPELINE_LABEL,
+                    label_selector=pod_selector(self.settings.shard_selector),
                     index=_pipeline_of,
                 )
             )
-        for informer in (*self.pipelines, *self.pods):
+            for informers, resource, what in (
+                (self.jobs, JOBS, "Jobs"),
+                (self.job_pods, PODS, "Pods of Jobs"),
+            ):
+                informers.append(
+                    Informer(
+                        self.kube,
+                        f"{what} of once steps in {where}",
+                        self._path(resource, namespace),
+                        self._pod_changed,
+                        label_selector=pod_selector(self.settings.shard_selector, ONCE_LABEL),
+                        index=_pipeline_of,
+                    )
+                )
+        every = (*self.pipelines, *self.pods, *self.jobs, *self.job_pods)
+        for informer in every:
             informer.start()
-        await asyncio.gather(*(i.synced.wait() for i in (*self.pipelines, *self.pods)))
+        await asyncio.gather(*(i.synced.wait() for i in every))
         log.info(
             "Following %d InitPipelines and %d of their Pods; %d workers",
             sum(len(i.store) for i in self.pipelines),
@@ -204,7 +234,7 @@ class Controller:
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        for informer in (*self.pipelines, *self.pods):
+        for informer in (*self.pipelines, *self.pods, *self.jobs, *self.job_pods):
             await informer.stop()
         await self.cache.close()
         await self.access.close()
@@ -295,8 +325,10 @@ class Controller:
             self.forget(key)
             return None
         pods = [pod for informer in self.pods for pod in informer.by_index(key)]
+        jobs = [job for informer in self.jobs for job in informer.by_index(key)]
+        job_pods = [pod for informer in self.job_pods for pod in informer.by_index(key)]
         self._known.add(key)
-        return await self.reconcile(body, pods)
+        return await self.reconcile(body, pods, jobs, job_pods)
 
     def forget(self, key: Key) -> None:
         """The InitPipeline is gone; its Pods go with it (ownerReferences)."""
@@ -317,8 +349,15 @@ class Controller:
 
     # ------------------------------------------------------------------ one reconcile
 
-    async def reconcile(self, body: Mapping[str, Any], pods: Sequence[Obj]) -> float:
-        """One pass; returns how long until the next pass if nothing wakes us."""
+    async def reconcile(
+        self,
+        body: Mapping[str, Any],
+        pods: Sequence[Obj],
+        jobs: Sequence[Obj] = (),
+        job_pods: Sequence[Obj] = (),
+    ) -> float:
+        """One pass; returns how long until the next pass if nothing wakes us. `jobs`: the
+        pipeline's Jobs of `once` steps, `job_pods` their Pods."""
         previous = body.get("status") or {}
         try:
             pipeline = parse_pipeline(dict(body))
@@ -335,6 +374,9 @@ class Controller:
             # The Pods just created count at once: the status lists them in this pass's
             # write, not in a second one when their watch events arrive.
             pods = [*pods, *created]
+            if refusal is None:
+                started, refusal = await self._converge_jobs(pipeline, jobs, pods, previous)
+                jobs = [*jobs, *started]
             problems = Problems(creation_error=refusal)
             if problems.creation_error:
                 self._refused.add(key)
@@ -346,7 +388,15 @@ class Controller:
         revision = spec_hash(pipeline.spec)
         reports = await self._wait_reports(pipeline, wait_logs_to_read(pipeline, pods, revision))
         status = derive_status(
-            pipeline, pods, waiting, previous, _now(), revision, reports, problems=problems
+            pipeline,
+            pods,
+            waiting,
+            previous,
+            _now(),
+            revision,
+            reports,
+            problems=problems,
+            once=once_views(pipeline, jobs, job_pods),
         )
         await self._update_status(body, previous, status)
         return resync_after(status, _now(), self.settings.resync_seconds)
@@ -370,20 +420,62 @@ class Controller:
         plan = plan_pods(
             pipeline, pods, self.settings.step_image, render_image=self.settings.render_image
         )
-        for pod in plan.delete:
-            meta = pod["metadata"]
-            await self.kube.delete(PODS.path(meta["namespace"], meta["name"]), uid=meta["uid"])
+        return await self._converge(PODS, pipeline, plan.delete, plan.create)
+
+    async def _converge_jobs(
+        self, pipeline: Pipeline, jobs: Sequence[Obj], pods: Sequence[Obj], previous: Obj
+    ) -> tuple[list[Obj], str | None]:
+        """Create and delete the Jobs of `once` steps (`plan_jobs`), as `_converge_pods`
+        does Pods; a Job is deleted with its Pods."""
+        plan = plan_jobs(pipeline, jobs, pods, previous)
+        return await self._converge(JOBS, pipeline, plan.delete, plan.create, dependents=True)
+
+    async def _converge(
+        self,
+        resource: Resource,
+        pipeline: Pipeline,
+        delete: Sequence[Mapping[str, Any]],
+        create: Sequence[Obj],
+        *,
+        dependents: bool = False,
+    ) -> tuple[list[Obj], str | None]:
+        """Delete, then create, the pipeline's objects of one kind: the objects created (the
+        API server's answers, or the existing ones that are the pipeline's: `_existing`) and
+        its refusal of one (`<kind> <name>: <why>`), if any."""
+        for obj in delete:
+            meta = obj["metadata"]
+            path = resource.path(meta["namespace"], meta["name"])
+            await self.kube.delete(path, uid=meta["uid"], dependents=dependents)
         created: list[Obj] = []
-        for manifest in plan.create:
+        for manifest in create:
             try:
-                answer = await self.kube.create(PODS.path(pipeline.namespace), manifest)
+                answer = await self.kube.create(resource.path(pipeline.namespace), manifest)
             except ApiError as error:
                 if transient(error):
                     raise
-                return created, f"pod {manifest['metadata']['name']}: {error.message}"
-            if answer is not None:  # None: it exists already; the informer will show it
+                name = manifest["metadata"]["name"]
+                return created, f"{resource.kind.lower()} {name}: {error.message}"
+            if answer is None:  # it exists already
+                answer = await self._existing(resource, pipeline, manifest["metadata"]["name"])
+            if answer is not None:
                 created.append(answer)
         return created, None
+
+    async def _existing(self, resource: Resource, pipeline: Pipeline, name: str) -> Obj | None:
+        """A Pod (or Job) whose create was refused as existing, when it is the pipeline's:
+        one the informer has not shown yet, or one labelled for the shard the pipeline was in
+        before, handed over to this one (`shard_handover`) so that the informer follows it."""
+        path = resource.path(pipeline.namespace, name)
+        found = await self.kube.get(path)
+        if found is None or not owns(pipeline, found):
+            return None
+        handover = shard_handover(pipeline, found)
+        if handover is not None:
+            log.info(
+                "%s %s/%s: taken over from another shard", resource.kind, pipeline.namespace, name
+            )
+            found = await self.kube.merge_patch(path, handover)
+        return found
 
     async def _enforce_deadlines(self, pipeline: Pipeline, pods: Sequence[Obj]) -> None:
         """Stop the Pods whose start-up outlived spec.activeDeadlineSeconds (`deadlines`
@@ -496,9 +588,12 @@ class Controller:
                 log.warning("event %s on %s/%s not posted: %s", event.reason, *key, error)
 
 
-def _pipeline_of(pod: Mapping[str, Any]) -> Key | None:
-    meta = pod.get("metadata") or {}
-    name = (meta.get("labels") or {}).get(PIPELINE_LABEL)
+def _pipeline_of(obj: Mapping[str, Any]) -> Key | None:
+    """The pipeline of a Pod (PIPELINE_LABEL), or of a `once` step's Job or its Pod
+    (ONCE_LABEL)."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    name = labels.get(PIPELINE_LABEL) or labels.get(ONCE_LABEL)
     return (str(meta.get("namespace", "")), str(name)) if name else None
 
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from initpipeline import messages
 from initpipeline.fields import condition_true, find_condition
-from initpipeline.render import spec_hash
+from initpipeline.render import operator_released, spec_hash, step_targets
 from initpipeline.spec import ObjectRef, Pipeline, Step, Target, TargetKind
 from initpipeline.status.held import held_revision
 
@@ -72,7 +72,7 @@ def watches_for(pipeline: Pipeline, access: Access | None = None) -> set[Watched
     watched = {
         kind
         for step in pipeline.spec.steps
-        for target in step.targets
+        for target in step_targets(pipeline, step)
         for kind, _ in target_objects(target, pipeline.namespace)
     }
     if access is not None:
@@ -287,7 +287,7 @@ def unmet_api_targets(
     (revision: the pipeline's spec hash, if the caller has it.)"""
     revision = revision or spec_hash(pipeline.spec)
     reasons = []
-    for target in step.targets:
+    for target in step_targets(pipeline, step):
         refused = refusal(pipeline, target, access) if access is not None else None
         if refused is not None:
             reasons.append(messages.finding(target.describe(), refused))
@@ -305,7 +305,8 @@ def api_waiting(
     access: Access | None = None,
     previous: Mapping[str, Any] | None = None,
 ) -> dict[str, list[str]]:
-    """For every wait step with API-side targets: what it still waits on ([] = release it).
+    """For every step the operator releases (a wait step with API-side targets, a `once`
+    step waiting for its Job): what it still waits on ([] = release it).
 
     access: who may have which target checked (tenancy); None checks every target.
     previous: the pipeline's current `status`, whose `heldTargets` keeps Job targets that
@@ -315,5 +316,5 @@ def api_waiting(
     return {
         step.name: unmet_api_targets(pipeline, step, objects, access, previous, revision)
         for step in pipeline.spec.steps
-        if step.has_operator_targets
+        if operator_released(pipeline, step)
     }

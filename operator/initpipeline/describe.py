@@ -208,6 +208,28 @@ def _pod_lines(
     return ["Pods:", *columns(rows, indent="  ")]
 
 
+def _attempt_lines(status: Mapping[str, Any], clock: _Clock) -> list[str]:
+    """The failed attempts spec.retries replaced (status.retriesStatus), oldest first, under
+    the attempt now running; nothing without retries."""
+    failed = [as_mapping(entry) for entry in status.get("retriesStatus") or ()]
+    if not failed:
+        return []
+    rows: list[tuple[str, ...]] = [("ATTEMPT", "POD", "REASON", "DURATION", "ENDED", "MESSAGE")]
+    for entry in failed:
+        took = seconds_between(entry.get("createdAt"), entry.get("finishedAt"))
+        ended = clock.ago(entry.get("finishedAt"))
+        row = (
+            entry.get("attempt"),
+            entry.get("podName"),
+            entry.get("reason"),
+            duration(took),
+            "-" if ended is None else f"{duration(ended)} ago",
+            entry.get("message"),
+        )
+        rows.append(tuple(str(cell or "") for cell in row))
+    return [f"Attempts: now {status.get('attempt', '-')}, failed:", *columns(rows, indent="  ")]
+
+
 def _condition_lines(status: Mapping[str, Any], clock: _Clock) -> list[str]:
     found = [as_mapping(c) for c in status.get("conditions") or ()]
     if not found:
@@ -280,6 +302,8 @@ def describe(
     ]
     if waiting:
         lines += ["", "Waiting on:", *waiting]
+    if attempts := _attempt_lines(status, clock):
+        lines += ["", *attempts]
     lines += ["", *_condition_lines(status, clock)]
     lines += ["", *_event_lines(events, clock)]
     return lines

@@ -25,7 +25,7 @@ from typing import Any
 from initpipeline import messages
 from initpipeline.deps import target_object
 from initpipeline.fields import as_mapping, find_condition
-from initpipeline.render import spec_hash
+from initpipeline.render import spec_hash, step_targets
 from initpipeline.spec import API_VERSION, KIND, InvalidSpec, Pipeline, Target, parse_pipeline
 from initpipeline.status import ConditionType, StepState
 from initpipeline.status.held import held_revision
@@ -144,7 +144,7 @@ def build_graph(pipelines: Iterable[Mapping[str, Any]]) -> Graph:
         status = as_mapping(body.get("status"))
         source = _pipeline_key(pipeline.namespace, pipeline.name)
         for step in pipeline.spec.steps:
-            for target in step.targets:
+            for target in step_targets(pipeline, step):
                 node = _target_node(pipeline, target)
                 nodes.setdefault(node.key, node)
                 state, why = edge_state(pipeline, status, step.name, target)

@@ -346,10 +346,14 @@ class Kube:
         patched: Obj = response.json()
         return patched
 
-    async def delete(self, path: str, uid: str | None = None) -> bool:
-        """False when the object was already gone (or replaced: the uid precondition)."""
-        body = {"preconditions": {"uid": uid}} if uid else None
-        response = await self._request("DELETE", path, body=body)
+    async def delete(self, path: str, uid: str | None = None, *, dependents: bool = False) -> bool:
+        """False when the object was already gone (or replaced: the uid precondition).
+        dependents: delete what it owns too (propagationPolicy Background); a Job's Pods
+        are otherwise orphaned, batch/v1's default."""
+        body: dict[str, Any] = {"preconditions": {"uid": uid}} if uid else {}
+        if dependents:
+            body["propagationPolicy"] = "Background"
+        response = await self._request("DELETE", path, body=body or None)
         if response.status_code in (404, 409):
             return False
         if response.status_code not in (200, 202):

@@ -17,6 +17,12 @@ ATTEMPT_LABEL: Final = f"{GROUP}/attempt"
 # kubelet stops the Pod (or, not scheduled yet, marks it Failed itself).
 DEADLINE_ANNOTATION: Final = f"{GROUP}/deadline-exceeded"
 
+# On the Job of a `once` run step and on its Pod: the pipeline and the step (with
+# SPEC_HASH_LABEL: the revision it runs for). Not PIPELINE_LABEL: that selects the replicas
+# (status.selector, the scale subresource), which the Job's Pod is not one of.
+ONCE_LABEL: Final = f"{GROUP}/once-of"
+STEP_LABEL: Final = f"{GROUP}/step"
+
 # The operator's signal to a Pod: the comma-separated names of the wait steps whose
 # API-side targets (service, job, resource) hold. Projected into the wait containers
 # through a downward API volume, so Pods need no RBAC (as Tekton does).

@@ -8,11 +8,25 @@ from datetime import datetime
 from typing import Any
 
 from initpipeline.fields import as_mapping, parse_time
-from initpipeline.names import DEADLINE_ANNOTATION, NUDGED_ANNOTATION, RELEASED_ANNOTATION
-from initpipeline.render import pod_name, render_pod, spec_hash
+from initpipeline.names import (
+    DEADLINE_ANNOTATION,
+    NUDGED_ANNOTATION,
+    RELEASED_ANNOTATION,
+    SPEC_HASH_LABEL,
+)
+from initpipeline.render import (
+    once_job_name,
+    once_steps,
+    pod_name,
+    render_job,
+    render_pod,
+    spec_hash,
+    step_targets,
+)
 from initpipeline.revisions import attempt_of, is_current, replica_of
 from initpipeline.settings import DEFAULT_RENDER_IMAGE
-from initpipeline.spec import Pipeline, PipelineSpec
+from initpipeline.spec import SHARD_LABEL, Pipeline, PipelineSpec
+from initpipeline.status.held import held_revision
 from initpipeline.status.pods import current_pods as pod_views
 from initpipeline.status.states import Reason
 from initpipeline.status.text import deadline_exceeded
@@ -48,6 +62,22 @@ def current_pods(pipeline: Pipeline, pods: Sequence[Pod]) -> list[Pod]:
     """Pods of the current spec revision that are not on their way out, nor replaced by a
     later attempt."""
     return [view.raw for view in pod_views(pipeline, pods, spec_hash(pipeline.spec)).current]
+
+
+def owns(pipeline: Pipeline, pod: Pod) -> bool:
+    owners = as_mapping(pod.get("metadata")).get("ownerReferences") or ()
+    return any(owner.get("uid") == pipeline.uid for owner in owners)
+
+
+def shard_handover(pipeline: Pipeline, pod: Pod) -> dict[str, Any] | None:
+    """The merge patch that brings a Pod of this pipeline into the pipeline's shard, or None
+    when it is in it. A Pod created before the pipeline moved to another shard (its
+    SHARD_LABEL changed) still carries the old shard's label, which the new shard's operator
+    does not follow: it only learns of the Pod when creating it again is refused."""
+    labels = as_mapping(as_mapping(pod.get("metadata")).get("labels"))
+    if labels.get(SHARD_LABEL, "") == pipeline.shard:
+        return None
+    return {"metadata": {"labels": {SHARD_LABEL: pipeline.shard or None}}}
 
 
 def _next_attempt(spec: PipelineSpec, attempts: Sequence[Pod]) -> int:
@@ -104,6 +134,51 @@ def plan_pods(
             plan.create.append(
                 render_pod(pipeline, index, step_image, attempt, render_image=render_image)
             )
+    return plan
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    create: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+def plan_jobs(
+    pipeline: Pipeline,
+    jobs: Sequence[Mapping[str, Any]],
+    pods: Sequence[Pod],
+    previous: Mapping[str, Any] | None,
+) -> JobPlan:
+    """The Jobs of the `once` steps: `jobs` are the pipeline's (ONCE_LABEL), of any revision.
+
+    A step's Job for the current revision is created once a current Pod has finished every
+    step before it (so the Job starts after what the Pods wait for, as the step would in a
+    Pod), unless it exists or its Job already completed for this revision
+    (`status.heldTargets`: a Job deleted after it succeeded is not run again). Jobs of other
+    revisions, and of steps that are no longer `once` steps, are deleted (with their Pods):
+    the Pods of an old revision go too, and a migration of an old spec must not run on.
+    Not created while suspended.
+    """
+    revision = spec_hash(pipeline.spec)
+    wanted = {once_job_name(pipeline, step): step for step in once_steps(pipeline)}
+    plan = JobPlan()
+    present = set()
+    for job in jobs:
+        meta = as_mapping(job.get("metadata"))
+        present.add(meta.get("name"))
+        stale = as_mapping(meta.get("labels")).get(SPEC_HASH_LABEL) != revision
+        if not _deleting(job) and (stale or meta.get("name") not in wanted):
+            plan.delete.append(job)
+    if pipeline.spec.suspend:
+        return plan
+    views = pod_views(pipeline, pods, revision).current
+    for name, step in wanted.items():
+        index = pipeline.spec.steps.index(step)
+        label = step_targets(pipeline, step)[0].describe()
+        if name in present or held_revision(previous, step.name, label) == revision:
+            continue
+        if any(all(v.finished for v in view.steps[:index]) for view in views):
+            plan.create.append(render_job(pipeline, step))
     return plan
 
 

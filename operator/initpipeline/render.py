@@ -1,10 +1,12 @@
-"""InitPipeline -> Pod manifests (plain dicts). Pure: no I/O, same input -> equal output.
+"""InitPipeline -> Pod manifests, and the Jobs of `once` run steps (plain dicts). Pure: no
+I/O, same input -> equal output.
 
 Pod shape:
 
 - metadata: `<name>-<hash[:5]>-<index>` (see `pod_name`), the namespace of the pipeline,
   template labels plus PIPELINE_LABEL, SPEC_HASH_LABEL and REPLICA_LABEL (ours win; a
-  retry also ATTEMPT_LABEL, and `-retry<N>` in its name), template annotations, and an
+  retry also ATTEMPT_LABEL, and `-retry<N>` in its name; the pipeline's SHARD_LABEL when it
+  has one), template annotations, and an
   ownerReference to the InitPipeline (controller, blockOwnerDeletion).
   The release annotation is not pre-set: the operator patches it when API-side targets hold.
 - spec: the template's Pod spec as given (restartPolicy, serviceAccountName, securityContext
@@ -20,6 +22,10 @@ Pod Security level: non-root uid/gid 65532, no privilege escalation, all capabil
 dropped, RuntimeDefault seccomp, read-only root filesystem, small resources,
 FallbackToLogsOnError. prepareVolume is the exception (see `_prepare_volume`). run and
 sidecar containers are the user's, taken as written.
+
+A `once` run step is, in the Pods, a generated wait container on its Job (`step_targets`: a
+`job` target the operator releases); the step's own container runs in that Job
+(`render_job`), one per spec revision (`once_job_name`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any, Final
 from initpipeline import renderconfig, scripts
 from initpipeline.names import (
     ATTEMPT_LABEL,
+    ONCE_LABEL,
     PIPELINE_LABEL,
     RELEASED_ANNOTATION,
     REPLICA_LABEL,
@@ -41,13 +48,24 @@ from initpipeline.names import (
     SIGNAL_FILE,
     SIGNAL_VOLUME,
     SPEC_HASH_LABEL,
+    STEP_LABEL,
     TARGET_DIR,
     TOOLS_CONTAINER,
     TOOLS_DIR,
     TOOLS_VOLUME,
 )
 from initpipeline.settings import DEFAULT_RENDER_IMAGE
-from initpipeline.spec import API_VERSION, DNS_LABEL, KIND, Pipeline, PipelineSpec, Step, StepType
+from initpipeline.spec import (
+    API_VERSION,
+    DNS_LABEL,
+    KIND,
+    SHARD_LABEL,
+    Pipeline,
+    PipelineSpec,
+    Step,
+    StepType,
+    Target,
+)
 
 MAX_NAME: Final = 63
 GENERATED_UID: Final = 65532
@@ -55,6 +73,8 @@ GENERATED_UID: Final = 65532
 DEFAULT_STARTUP_SECONDS: Final = 300
 
 _PROBE_HANDLERS: Final = ("exec", "httpGet", "tcpSocket", "grpc")
+# Pods a `once` step's Job may fail before the Job fails (render_job): none.
+ONCE_BACKOFF_LIMIT: Final = 0
 
 
 def spec_hash(spec: PipelineSpec) -> str:
@@ -72,13 +92,40 @@ def pod_name(pipeline: Pipeline, index: int, attempt: int = 1) -> str:
     suffix = f"-{spec_hash(pipeline.spec)[:5]}-{index}"
     if attempt > 1:
         suffix += f"-retry{attempt - 1}"
-    base = pipeline.name
+    return _fitted(pipeline.name, suffix)
+
+
+def _fitted(base: str, suffix: str) -> str:
+    """`base` + `suffix` as a DNS label of at most 63 characters: when it does not fit (or
+    `base` is not a DNS label), `base` is shortened, cleaned and given 4 hex digits of its
+    own hash. `suffix` (at most 40 characters) is kept as it is."""
     if len(base) + len(suffix) <= MAX_NAME and DNS_LABEL.match(base):
         return base + suffix
     digest = hashlib.sha256(base.encode()).hexdigest()[:4]
     room = MAX_NAME - len(suffix) - len(digest) - 1
     cleaned = re.sub(r"[^a-z0-9-]+", "-", base.lower())[:room].strip("-")
     return f"{cleaned}-{digest}{suffix}" if cleaned else f"{digest}{suffix}"
+
+
+def once_job_name(pipeline: Pipeline, step: Step) -> str:
+    """The Job of a `once` step for the current revision: `<name>-<step>-<hash[:5]>`,
+    shortened as `pod_name` does when it does not fit in 63 characters (the Job controller
+    puts it in a label of the Job's Pod)."""
+    return _fitted(f"{pipeline.name}-{step.name}", f"-{spec_hash(pipeline.spec)[:5]}")
+
+
+def step_targets(pipeline: Pipeline, step: Step) -> tuple[Target, ...]:
+    """What the Pods wait on in this step: a wait step's targets; for a `once` run step, the
+    completion of its Job (a `job` target, which the operator checks and releases)."""
+    if step.is_once:
+        return (Target(job=once_job_name(pipeline, step)),)
+    return step.targets
+
+
+def operator_released(pipeline: Pipeline, step: Step) -> bool:
+    """True when the operator releases this step in the Pods (API-side targets, or a `once`
+    step's Job)."""
+    return any(target.checked_by_operator for target in step_targets(pipeline, step))
 
 
 def render_pods(
@@ -113,6 +160,8 @@ def render_pod(
     }
     if attempt > 1:
         labels[ATTEMPT_LABEL] = str(attempt)
+    if pipeline.shard:  # the shard's operator follows only its own Pods
+        labels[SHARD_LABEL] = pipeline.shard
     metadata: dict[str, Any] = {
         "name": pod_name(pipeline, index, attempt),
         "namespace": pipeline.namespace,
@@ -120,7 +169,17 @@ def render_pod(
     }
     if template_meta.get("annotations"):
         metadata["annotations"] = template_meta["annotations"]
-    metadata["ownerReferences"] = [
+    metadata["ownerReferences"] = _owned_by(pipeline)
+    pod_spec: dict[str, Any] = template["spec"]
+    pod_spec["initContainers"] = _init_containers(pipeline, step_image, render_image)
+    volumes = _volumes(pipeline, pod_spec.get("volumes") or [])
+    if volumes:
+        pod_spec["volumes"] = volumes
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def _owned_by(pipeline: Pipeline) -> list[dict[str, Any]]:
+    return [
         {
             "apiVersion": API_VERSION,
             "kind": KIND,
@@ -130,12 +189,6 @@ def render_pod(
             "blockOwnerDeletion": True,
         }
     ]
-    pod_spec: dict[str, Any] = template["spec"]
-    pod_spec["initContainers"] = _init_containers(pipeline, step_image, render_image)
-    volumes = _volumes(spec, pod_spec.get("volumes") or [])
-    if volumes:
-        pod_spec["volumes"] = volumes
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
 
 def _hardened_security_context() -> dict[str, Any]:
@@ -212,6 +265,8 @@ def _init_containers(
             containers.append(_prepare_volume(step, step_image))
         elif kind is StepType.RENDER_CONFIG:
             containers.append(_render_config(step, render_image))
+        elif kind is StepType.RUN and step.is_once:
+            containers.append(_wait_for(_waiting_for_job(pipeline, step), step_image))
         elif kind is StepType.RUN:
             containers.append(_user_container(step, step.run))
         else:
@@ -224,6 +279,11 @@ def _wait_for(step: Step, step_image: str) -> dict[str, Any]:
     if step.has_operator_targets:
         mounts.append({"name": SIGNAL_VOLUME, "mountPath": SIGNAL_DIR, "readOnly": True})
     return _generated(step.name, step_image, ["sh", "-c", scripts.wait_script(step)], mounts)
+
+
+def _waiting_for_job(pipeline: Pipeline, step: Step) -> Step:
+    """A `once` step as the Pods run it: a wait step on its Job, released by the operator."""
+    return Step(name=step.name, wait_for=step_targets(pipeline, step))
 
 
 def _download(step: Step, step_image: str) -> dict[str, Any]:
@@ -354,7 +414,98 @@ def _sidecar(step: Step) -> dict[str, Any]:
     return container
 
 
-def _volumes(spec: PipelineSpec, template_volumes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def once_steps(pipeline: Pipeline) -> list[Step]:
+    return [step for step in pipeline.spec.steps if step.is_once]
+
+
+def render_jobs(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The Jobs of the pipeline's `once` steps, for its current revision."""
+    return [render_job(pipeline, step) for step in once_steps(pipeline)]
+
+
+def render_job(pipeline: Pipeline, step: Step) -> dict[str, Any]:
+    """The Job that runs a `once` run step for the pipeline's current revision.
+
+    Named by `once_job_name`, labelled ONCE_LABEL, STEP_LABEL and SPEC_HASH_LABEL (and the
+    pipeline's SHARD_LABEL) on the Job and its Pod (not the template's labels, which a Service
+    may select), owned by the pipeline.
+    Its Pod is the template's Pod spec (serviceAccountName, securityContext, nodeSelector,
+    imagePullSecrets ...) with the step's container as its only container, the sidecar steps
+    before it as native sidecars, the volumes those mount (the template's, else an emptyDir),
+    and restartPolicy Never. Every container gets what the `restricted` Pod Security level
+    asks for where neither it nor the Pod says otherwise (`_restricted`).
+
+    backoffLimit ONCE_BACKOFF_LIMIT: the step runs once; a failure is the pipeline's, not
+    retried behind the user's back (a migration may have half-run). A Pod that failed only
+    because it was evicted or preempted (condition DisruptionTarget) is replaced without
+    counting. The step's timeoutSeconds becomes the Job's activeDeadlineSeconds.
+    """
+    assert step.run is not None
+    spec = pipeline.spec
+    labels = {ONCE_LABEL: pipeline.name, STEP_LABEL: step.name, SPEC_HASH_LABEL: spec_hash(spec)}
+    if pipeline.shard:  # the shard's operator follows only its own Jobs and their Pods
+        labels[SHARD_LABEL] = pipeline.shard
+    pod_spec: dict[str, Any] = copy.deepcopy(spec.template["spec"])
+    pod_security = pod_spec.get("securityContext") or {}
+    earlier = spec.steps[: spec.steps.index(step)]
+    sidecars = [_sidecar(s) for s in earlier if s.type is StepType.SIDECAR]
+    containers = [_user_container(step, step.run)]
+    for container in (*sidecars, *containers):
+        container["securityContext"] = _restricted(container, pod_security)
+    pod_spec.pop("initContainers", None)
+    if sidecars:
+        pod_spec["initContainers"] = sidecars
+    pod_spec["containers"] = containers
+    pod_spec["restartPolicy"] = "Never"
+    mounted = {
+        str(mount.get("name"))
+        for container in (*sidecars, *containers)
+        for mount in container.get("volumeMounts") or []
+        if isinstance(mount, dict)
+    }
+    given = {v.get("name"): v for v in pod_spec.get("volumes") or [] if isinstance(v, dict)}
+    volumes = [given.get(name) or {"name": name, "emptyDir": {}} for name in sorted(mounted)]
+    pod_spec.pop("volumes", None)
+    if volumes:
+        pod_spec["volumes"] = volumes
+    job_spec: dict[str, Any] = {
+        "backoffLimit": ONCE_BACKOFF_LIMIT,
+        "podFailurePolicy": {
+            "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+        },
+    }
+    if step.timeout_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = step.timeout_seconds
+    job_spec["template"] = {"metadata": {"labels": dict(labels)}, "spec": pod_spec}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": once_job_name(pipeline, step),
+            "namespace": pipeline.namespace,
+            "labels": labels,
+            "ownerReferences": _owned_by(pipeline),
+        },
+        "spec": job_spec,
+    }
+
+
+def _restricted(container: dict[str, Any], pod_security: dict[str, Any]) -> dict[str, Any]:
+    """The container's securityContext with what the `restricted` Pod Security level asks
+    for added where neither the container nor the Pod sets it: no privilege escalation, all
+    capabilities dropped, non-root, the RuntimeDefault seccomp profile. What the user wrote
+    wins (an image that must run as root says runAsNonRoot: false)."""
+    security = dict(container.get("securityContext") or {})
+    security.setdefault("allowPrivilegeEscalation", False)
+    security.setdefault("capabilities", {"drop": ["ALL"]})
+    for key, value in (("runAsNonRoot", True), ("seccompProfile", {"type": "RuntimeDefault"})):
+        if key not in pod_security:
+            security.setdefault(key, value)
+    return security
+
+
+def _volumes(pipeline: Pipeline, template_volumes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    spec = pipeline.spec
     volumes = list(template_volumes)
     present = {volume.get("name") for volume in volumes}
 
@@ -364,11 +515,11 @@ def _volumes(spec: PipelineSpec, template_volumes: list[dict[str, Any]]) -> list
             volumes.append({"name": name, **volume})
 
     for step in spec.steps:
-        for name in _volume_names(step):
+        for name in [] if step.is_once else _volume_names(step):  # a Job's, not the Pods'
             add(name, {"emptyDir": {}})
     if any(step.type is StepType.COPY_ASSETS for step in spec.steps):
         add(TOOLS_VOLUME, {"emptyDir": {}})
-    if any(step.has_operator_targets for step in spec.steps):
+    if any(operator_released(pipeline, step) for step in spec.steps):
         field = f"metadata.annotations['{RELEASED_ANNOTATION}']"
         add(
             SIGNAL_VOLUME,

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from initpipeline.spec import SHARD_LABEL
+
 PREFIX = "INITPIPELINE_"
 
 # Where a Pod finds its own namespace (the ServiceAccount token volume).
@@ -20,6 +22,15 @@ DEFAULT_LEASE_NAME = "initpipeline-operator"
 ELECTION_JITTER = 1.2
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+_LABEL_VALUE = r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
+_VALUES = rf"\(\s*{_LABEL_VALUE}(?:\s*,\s*{_LABEL_VALUE})*\s*\)"
+# One requirement on SHARD_LABEL, in the API server's label selector syntax: the operator
+# applies it to the Pods as well, which carry only that label of their pipeline's.
+_SHARD_SELECTOR = re.compile(
+    rf"!?{re.escape(SHARD_LABEL)}"
+    rf"|{re.escape(SHARD_LABEL)}\s*(?:==?|!=)\s*{_LABEL_VALUE}"
+    rf"|{re.escape(SHARD_LABEL)}\s+(?:in|notin)\s*{_VALUES}"
+)
 
 # The musl variant of the busybox image is statically linked, so copyAssets can copy its
 # /bin/busybox into any image (the default glibc variant is not).
@@ -41,6 +52,9 @@ class Settings:
     render_image: str = DEFAULT_RENDER_IMAGE
     # Empty: every namespace (cluster-wide); otherwise only these.
     namespaces: tuple[str, ...] = field(default_factory=tuple)
+    # Empty: every InitPipeline; otherwise those this label selector on SHARD_LABEL selects
+    # (one operator Deployment per shard, as Flux's --watch-label-selector).
+    shard_selector: str = ""
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
@@ -76,6 +90,13 @@ class Settings:
         if not render_image:
             raise SettingsError(f"{PREFIX}RENDER_IMAGE must not be empty")
         namespaces = tuple(ns for ns in get("NAMESPACES", "").replace(",", " ").split() if ns)
+        shard_selector = get("SHARD_SELECTOR", "")
+        if shard_selector and not _SHARD_SELECTOR.fullmatch(shard_selector):
+            raise SettingsError(
+                f"{PREFIX}SHARD_SELECTOR must be one label selector requirement on "
+                f"{SHARD_LABEL} (e.g. '{SHARD_LABEL}=shard1', '!{SHARD_LABEL}', "
+                f"'{SHARD_LABEL} in (a,b)'), not {shard_selector!r}"
+            )
         liveness = get("LIVENESS_ENDPOINT", cls.liveness_endpoint)
         if liveness and not _http_endpoint(liveness):
             raise SettingsError(
@@ -89,6 +110,11 @@ class Settings:
         if not _DNS_SUBDOMAIN.fullmatch(lease_name):
             raise SettingsError(
                 f"{PREFIX}LEASE_NAME must be a lowercase DNS subdomain, not {lease_name!r}"
+            )
+        if election and shard_selector and not get("LEASE_NAME", ""):
+            # Shards sharing the default Lease would elect one leader among them all.
+            raise SettingsError(
+                f"{PREFIX}LEASE_NAME must be set, one per shard, with {PREFIX}SHARD_SELECTOR"
             )
         lease_namespace = get("LEASE_NAMESPACE", "") or get("POD_NAMESPACE", "")
         if election and not lease_namespace:
@@ -105,6 +131,7 @@ class Settings:
             step_image=step_image,
             render_image=render_image,
             namespaces=namespaces,
+            shard_selector=shard_selector,
             log_format=log_format,  # type: ignore[arg-type]  # checked above
             log_level=get("LOG_LEVEL", "INFO").upper(),
             liveness_endpoint=liveness,

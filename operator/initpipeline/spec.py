@@ -36,6 +36,9 @@ PLURAL = "initpipelines"
 
 # Step names become container names; generated helper containers use this prefix.
 RESERVED_PREFIX = "initpipeline-"
+# The label that assigns an InitPipeline to a shard: the operator Deployment whose
+# INITPIPELINE_SHARD_SELECTOR selects it (the operator copies it onto the Pods).
+SHARD_LABEL = f"{GROUP}/shard"
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # The CRD's patterns (crds/initpipelines.initpipeline.io.yaml). The API server's regular
@@ -529,6 +532,8 @@ class Step(_Model):
     render_config: RenderConfig | None = Field(default=None, alias="renderConfig")
     run: dict[str, Any] | None = None
     sidecar: dict[str, Any] | None = None
+    # A run step that runs once per spec revision, as a Job the replicas share (render.py).
+    once: Boolean | None = None
 
     _name = field_validator("name")(_dns_label)
 
@@ -595,6 +600,18 @@ class Step(_Model):
             )
         return self
 
+    @field_validator("once")
+    @classmethod
+    def _once_on_run(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value is not None and info.data.get("run") is None:
+            raise ValueError(ONCE_ONLY_ON_RUN)
+        return value
+
+    @property
+    def is_once(self) -> bool:
+        """A run step the operator runs once per spec revision, as a Job."""
+        return bool(self.once) and self.run is not None
+
     @property
     def type(self) -> StepType:
         return next(kind for field, kind in _ACTIONS.items() if getattr(self, field) is not None)
@@ -619,6 +636,8 @@ class Step(_Model):
             for target in self.targets
         )
 
+
+ONCE_ONLY_ON_RUN = "only allowed on run steps (a Job runs the step once per spec revision)"
 
 _DECLARED = ("name", "image", "restartPolicy", "readinessProbe")
 _RESTART_POLICIES = ("Always", "OnFailure", "Never")
@@ -731,6 +750,8 @@ class Pipeline(_Model):
     namespace: str
     uid: str = ""
     generation: int = 0
+    # Its SHARD_LABEL ("" when unlabelled), carried onto its Pods.
+    shard: str = ""
     spec: PipelineSpec
 
 
@@ -856,5 +877,6 @@ def parse_pipeline(body: dict[str, Any]) -> Pipeline:
         namespace=metadata.get("namespace") or "default",
         uid=metadata.get("uid", ""),
         generation=metadata.get("generation", 0),
+        shard=str((metadata.get("labels") or {}).get(SHARD_LABEL) or ""),
         spec=spec,
     )

@@ -17,27 +17,25 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests import deployment
 from tests.convergence import most_live_pods_per_replica, pods_by_pipeline, wait_all_ready
-from tests.deployment import NAMESPACE, Deployed
+from tests.deployment import (
+    APP_TEMPLATE,
+    CONTAINER_SECURITY,
+    NAMESPACE,
+    RESTRICTED,
+    Deployed,
+    Write,
+    audit_writes,
+)
 from tests.helpers import Kubectl, Stream, eventually, get
 
 pytestmark = [pytest.mark.e2e, pytest.mark.deployment]
 
 PIPELINES = 20
-AUDIT_LOG = Path(deployment.CLUSTER_DIR) / "logs" / "audit.log"
-POD_NAME_CLAIM = "authentication.kubernetes.io/pod-name"
-RESTRICTED = {
-    "runAsNonRoot": True,
-    "runAsUser": 65532,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def raw(kubectl: Kubectl, pod: str, port: int, path: str) -> str:
@@ -89,20 +87,7 @@ def pipeline(name: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "steps": [{"name": "wait-backend", "waitFor": [{"service": "backend"}]}],
-            "template": {
-                "spec": {
-                    "securityContext": RESTRICTED,
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": "docker.io/library/busybox:1.36.1-musl",
-                            "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
-                            "securityContext": CONTAINER_SECURITY,
-                        }
-                    ],
-                }
-            },
+            "template": APP_TEMPLATE,
         },
     }
 
@@ -131,42 +116,6 @@ BACKEND_POD = {
         ],
     },
 }
-
-
-@dataclass(frozen=True)
-class Write:
-    """One write by the operator's ServiceAccount, from the API server's audit log."""
-
-    at: str  # requestReceivedTimestamp (RFC 3339, microseconds: sorts as text)
-    pod: str
-    verb: str
-    resource: str
-    namespace: str
-    code: int
-
-
-def audit_writes() -> list[Write]:
-    """The operator replicas' writes, each with the Pod its token is bound to, in order
-    (tokens bound to no Pod, such as test_rbac's, are other clients)."""
-    writes = []
-    for line in AUDIT_LOG.read_text().splitlines():
-        event = json.loads(line)
-        pods = event["user"].get("extra", {}).get(POD_NAME_CLAIM)
-        if not event["user"]["username"].endswith(":initpipeline-operator") or not pods:
-            continue
-        ref = event.get("objectRef", {})
-        resource = "/".join(filter(None, (ref.get("resource"), ref.get("subresource"))))
-        writes.append(
-            Write(
-                at=event["requestReceivedTimestamp"],
-                pod=pods[0],
-                verb=event["verb"],
-                resource=resource,
-                namespace=ref.get("namespace", ""),
-                code=event.get("responseStatus", {}).get("code", 0),
-            )
-        )
-    return sorted(writes, key=lambda w: w.at)
 
 
 def writes_by_non_leaders(writes: list[Write], since: str) -> list[Write]:

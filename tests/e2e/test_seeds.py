@@ -17,8 +17,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -29,7 +31,7 @@ import yaml
 from tests import deployment
 from tests.helpers import Kubectl, Stream, eventually, get, operator_running
 
-from initpipeline import cli, messages, renderconfig
+from initpipeline import messages, renderconfig
 
 pytestmark = pytest.mark.e2e
 
@@ -793,8 +795,44 @@ REPORTS_DB: Final = [
 ]
 
 
+def cli(kubeconfig: str, *args: str) -> str:
+    """`initpipeline ARGS` as a user runs it (not a terminal: plain text)."""
+    env = {**os.environ, "KUBECONFIG": kubeconfig}
+    done = subprocess.run(
+        [sys.executable, "-m", "initpipeline.cli", *args],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_12_start_in_order_api_starts_once_db_is_ready_and_graph_and_describe_show_it(
+    operator: Operator, kubectl: Kubectl, namespace: str, kubeconfig: str
+) -> None:
+    apply(kubectl, namespace, "12-start-in-order.yaml")
+    db = ready(kubectl, namespace, "db")
+    api = ready(kubectl, namespace, "api")
+    # api's wait step ended only after db was Ready (db's schema step takes 5 s)
+    db_ready_at = condition(db, "Ready")["lastTransitionTime"]
+    assert step(api, "wait-db")["finishedAt"] >= db_ready_at, (db, api)
+    assert step(api, "wait-db")["startedAt"] < db_ready_at, (db, api)
+
+    rows = [
+        re.split(r"\s{2,}", line.strip())
+        for line in cli(kubeconfig, "graph", "-n", namespace).splitlines()
+    ]
+    [edge] = [row for row in rows if row[:2] == ["api", "wait-db"]]
+    assert edge[2:4] == ["held", "InitPipeline db (Ready)"], rows
+
+    lines = cli(kubeconfig, "describe", "api", "-n", namespace).splitlines()
+    assert lines[:2] == [f"InitPipeline {namespace}/api", "Status:  Running: 1/1 pods ready"]
+    [bar] = [line for line in lines if line.startswith("  wait-db ")]
+    assert re.match(r"  wait-db  Succeeded  \+\S+ +\S+ +\|[ =]*=+[ ]*\|", bar), bar
+    assert "Waiting on:" not in lines
+
+
 def test_13_a_start_up_past_its_deadline_fails_the_attempt_and_the_retry_goes_on(
-    operator: Operator, kubectl: Kubectl, namespace: str
+    operator: Operator, kubectl: Kubectl, namespace: str, kubeconfig: str
 ) -> None:
     apply(kubectl, namespace, "13-deadline-and-retries.yaml")
     # No reports-db: the first attempt's start-up outlives its 30 s and is stopped.
@@ -846,6 +884,11 @@ def test_13_a_start_up_past_its_deadline_fails_the_attempt_and_the_retry_goes_on
     assert eventually(lambda: events_of(kubectl, namespace, "nightly-report", "Retrying")) == [
         f"pod {first['podName']} (attempt 1) failed and was replaced: {deadline}"
     ]
+    # describe lists the failed attempt under the one running
+    lines = cli(kubeconfig, "describe", "nightly-report", "-n", namespace).splitlines()
+    at = lines.index("Attempts: now 2/3, failed:")
+    row = re.split(r"\s{2,}", lines[at + 2].strip())
+    assert (row[:3], row[-1]) == (["1", first["podName"], "DeadlineExceeded"], deadline), lines
 
 
 def test_12_deleted_pod_is_recreated_and_runs_every_step_again(
@@ -895,6 +938,40 @@ def test_12_deleted_pod_is_recreated_and_runs_every_step_again(
     assert_truthful(rec.statuses, monotonic=False)
 
 
+@pytest.mark.incluster
+def test_14_a_migration_runs_once_in_a_job_both_replicas_start_after_it(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    apply(kubectl, namespace, "14-run-once-migration.yaml")
+    st = ready(kubectl, namespace, "shop")
+    migrate = step(st, "migrate")
+    assert (migrate["state"], migrate["exitCode"], migrate["message"]) == (
+        "Succeeded",
+        0,
+        "migrated schema to v43",
+    )
+    # One Job, one Pod of it, succeeded once: the migration ran exactly once.
+    [job] = get(kubectl, namespace, "jobs")["items"]
+    name = job["metadata"]["name"]
+    assert re.fullmatch(r"shop-migrate-[0-9a-f]{5}", name)
+    assert (job["status"]["succeeded"], job["status"].get("failed", 0)) == (1, 0)
+    runs = get(kubectl, namespace, "pods", "-l", f"batch.kubernetes.io/job-name={name}")["items"]
+    assert len(runs) == 1
+    job_pod = runs[0]["metadata"]["name"]
+    assert "migrated schema to v43" in logs(kubectl, namespace, job_pod, "migrate")
+    # Both replicas waited for it (the operator released them) and started after it.
+    replicas = pods(kubectl, namespace, "shop")
+    assert len(replicas) == 2
+    finished = job["status"]["completionTime"]
+    for pod in replicas:
+        waited = container_status(pod, "migrate")["state"]["terminated"]
+        assert re.fullmatch(
+            rf"job {name} confirmed by the operator after \d+s", waited["message"].strip()
+        )
+        assert container_status(pod, "app")["state"]["running"]["startedAt"] >= finished
+    assert [p["currentStep"] for p in st["pods"]] == ["", ""]
+
+
 @pytest.fixture(scope="session")
 def render_image(cluster_level: Any) -> str:
     """The operator's image of this tree, on the node: renderConfig steps run it."""
@@ -908,6 +985,7 @@ def test_16_render_the_nginx_configuration_from_a_template_variables_and_a_secre
     namespace: str,
     record: Any,
     render_image: str,
+    kubeconfig: str,
 ) -> None:
     secret = documents("16-render-config.yaml", "Secret")[0]["stringData"]["token"]
     encoded = base64.b64encode(secret.encode()).decode()
@@ -976,7 +1054,7 @@ def test_16_render_the_nginx_configuration_from_a_template_variables_and_a_secre
 
         events = kubectl("get", "events", "-o", "json", namespace=namespace).stdout
         crs = kubectl("get", "ipl", "-o", "json", namespace=namespace).stdout
-        rendered_pods = cli.render(str(EXAMPLES / "16-render-config.yaml"), "busybox", render_image)
+        rendered_pods = cli(kubeconfig, "render", "-f", str(EXAMPLES / "16-render-config.yaml"))
     log = runner.output
     assert_in_order(recs[0].stages(), ("0/1", "render-nginx-conf", None), ("1/1", "", "Running"))
     assert_truthful(recs[0].statuses)

@@ -233,6 +233,7 @@ def test_defaults_are_filled_in(kubectl: Kubectl, namespace: str) -> None:
             {"name": "side", "sidecar": {"image": "envoy:1", "restartPolicy": "Always"}},
             id="sidecar-restart-always",
         ),
+        pytest.param({"name": "migrate", "once": True, "run": {"image": "app:1"}}, id="once"),
     ],
 )
 def test_valid_variants_are_accepted(kubectl: Kubectl, namespace: str, step: Manifest) -> None:
@@ -264,6 +265,14 @@ def _template_with(**pod_spec: Any) -> Manifest:
 
 
 INVALID: list[Any] = [
+    pytest.param(
+        with_steps({"name": "wait", "waitFor": [{"tcp": "db:5432"}], "once": True}),
+        [
+            "spec.steps[0].once: Forbidden: only allowed on run steps (a Job runs the step once "
+            "per spec revision)",
+        ],
+        id="once-on-a-wait-step",
+    ),
     pytest.param(
         with_steps({"name": "both", "waitFor": [{"tcp": "db:5432"}], "run": {"image": "x"}}),
         [

@@ -184,3 +184,34 @@ def test_prepare_volume_is_admitted_under_baseline(
     kubectl("apply", "-f", "-", namespace=namespace, input=yaml.safe_dump(redis))
     name = redis["metadata"]["name"]
     assert eventually(lambda: pods_of(kubectl, namespace, name))
+
+
+def test_the_job_of_a_once_step_is_admitted_with_no_security_context_of_its_own(
+    operator: None, kubectl: Kubectl, restricted: str
+) -> None:
+    """The migrate container and the Pod say nothing: the Job's Pod gets what restricted asks
+    for from the operator, so the Job controller's Pod is admitted."""
+    locked = {**SECURE, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    pipeline = {
+        "apiVersion": "initpipeline.io/v1alpha1",
+        "kind": "InitPipeline",
+        "metadata": {"name": "once"},
+        "spec": {
+            "steps": [{"name": "migrate", "once": True, "run": {
+                "image": "docker.io/library/busybox:1.36.1-musl", "command": ["true"]}}],
+            "template": {"spec": {
+                "schedulerName": UNSCHEDULED,
+                "containers": [{
+                    "name": "app", "image": "docker.io/library/busybox:1.36.1-musl",
+                    "securityContext": {**locked, "runAsUser": 65532},
+                }],
+            }},
+        },
+    }  # fmt: skip
+    kubectl("apply", "-f", "-", namespace=restricted, input=yaml.safe_dump(pipeline))
+    assert eventually(lambda: pods_of(kubectl, restricted, "once"))
+    [job_pod] = eventually(
+        lambda: get(kubectl, restricted, "pods", "-l", "initpipeline.io/once-of=once")["items"]
+    )
+    [container] = job_pod["spec"]["containers"]
+    assert container["securityContext"] == {**SECURE, **locked}

@@ -233,6 +233,8 @@ ALLOWED = [
     ("watch", "endpointslices.discovery.k8s.io"),
     ("list", "jobs.batch"),
     ("watch", "jobs.batch"),
+    ("create", "jobs.batch"),  # the Job of a `once` step
+    ("delete", "jobs.batch"),  # ... of an older spec revision
     ("create", "events"),
     # tenancy: may the Pods' ServiceAccount get a target? (operator/initpipeline/access.py)
     ("create", "subjectaccessreviews.authorization.k8s.io"),
@@ -251,7 +253,8 @@ REFUSED = [
     ("delete", "initpipelines.initpipeline.io"),
     ("update", "initpipelines.initpipeline.io/status"),
     ("create", "services"),
-    ("create", "jobs.batch"),
+    ("update", "jobs.batch"),
+    ("patch", "jobs.batch"),
     ("create", "deployments.apps"),
     ("list", "namespaces"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),

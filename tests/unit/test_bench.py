@@ -222,3 +222,24 @@ def test_each_client_patches_a_configmap_with_a_valid_name_of_its_own() -> None:
     names = {patched(c) for c in CLIENTS}
     assert len(names) == len(CLIENTS)
     assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", n) for n in names)
+
+
+def test_sharded_bodies_are_labelled_for_each_shard_in_turn() -> None:
+    from bench.scenarios.burst import bodies
+
+    labels = [b["metadata"]["labels"].get("initpipeline.io/shard") for b in bodies(5, 2)]
+    assert labels == ["s0", "s1", "s0", "s1", "s0"]
+    assert all("initpipeline.io/shard" not in b["metadata"]["labels"] for b in bodies(3))
+
+
+def test_the_shards_table_sets_two_shards_against_one_operator() -> None:
+    from bench.scenarios.burst import OperatorBurst
+    from bench.scenarios.shards import table
+
+    def burst(latency: float, cpu: float) -> OperatorBurst:
+        return OperatorBurst([latency] * 10, 5.0, 10.0, 0, 12.0, cpu, 1.0, 90.0, 95.0, 0, 170.0)
+
+    text = markdown(table(10, burst(0.05, 30.0), burst(0.1, 20.0)))
+    assert "(h) burst of 10 pipelines: 2 shards" in text
+    # value: the shards; baseline: the one operator
+    assert "| operator CPU, all processes | 20.00 s | 30.00 s | 0.67x |" in text

@@ -119,10 +119,14 @@ class FakeKube:
     async def post_event(self, body: Any, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
 
-    async def create(self, path: str, manifest: dict[str, Any]) -> None:
+    async def create(self, path: str, manifest: dict[str, Any]) -> dict[str, Any]:
         self.created.append(manifest["metadata"]["name"])
+        return {
+            **manifest,
+            "metadata": {**manifest["metadata"], "uid": manifest["metadata"]["name"]},
+        }
 
-    async def delete(self, path: str, uid: str) -> None:
+    async def delete(self, path: str, uid: str, dependents: bool = False) -> None:
         raise AssertionError("nothing to delete")
 
     async def merge_patch_pod(self, path: str, patch: dict[str, Any]) -> None:
@@ -566,3 +570,88 @@ async def test_a_release_is_looked_at_again_and_a_step_still_running_is_nudged_o
     pod["metadata"]["annotations"][NUDGED_ANNOTATION] = "wait-db"
     await restarted._release(pipe, [pod], {"wait-db": []})
     assert len(kube.patches) == 2
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def sharded_body(shard: str) -> dict[str, Any]:
+    body = pipeline_body()
+    body["metadata"]["labels"] = {"initpipeline.io/shard": shard}
+    return body
+
+
+def test_a_shards_operator_follows_its_pipelines_and_their_pods_only() -> None:
+    settings = Settings(shard_selector="initpipeline.io/shard=s1")
+    ctl = Controller(kube=None, settings=settings, unsupported_cluster=None)  # type: ignore[arg-type]
+    asyncio.run(_started_and_closed(ctl))
+    assert [i._selector for i in ctl.pipelines] == ["initpipeline.io/shard=s1"]
+    assert [i._selector for i in ctl.pods] == ["initpipeline.io/pipeline,initpipeline.io/shard=s1"]
+    # the Pods carry their pipeline's shard, so that selector finds them
+    pod = render_pod(parse_pipeline(sharded_body("s1")), 0, "busybox")
+    assert pod["metadata"]["labels"]["initpipeline.io/shard"] == "s1"
+    assert (
+        "initpipeline.io/shard"
+        not in render_pod(parse_pipeline(pipeline_body()), 0, "busybox")["metadata"]["labels"]
+    )
+
+
+async def _started_and_closed(ctl: Controller) -> None:
+    """Build the informers as `run` does, without waiting for lists nobody answers."""
+    run = asyncio.create_task(ctl.run())
+    await asyncio.sleep(0)
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    for informer_ in (*ctl.pipelines, *ctl.pods):
+        await informer_.stop()
+
+
+class ShardKube(FakeKube):
+    """Creating a Pod is refused as existing; the existing Pod is `existing`."""
+
+    def __init__(self, existing: dict[str, Any]) -> None:
+        super().__init__()
+        self.existing = existing
+
+    async def create(self, path: str, manifest: dict[str, Any]) -> None:  # type: ignore[override]
+        self.created.append(manifest["metadata"]["name"])
+        return None
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        return self.existing if path.endswith("/" + self.existing["metadata"]["name"]) else None
+
+    async def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append((path, patch))
+        if "status" in patch:
+            return {"metadata": {"resourceVersion": "200"}, "status": patch["status"]}
+        labels = {**self.existing["metadata"]["labels"], **patch["metadata"]["labels"]}
+        labels = {k: v for k, v in labels.items() if v is not None}
+        return {**self.existing, "metadata": {**self.existing["metadata"], "labels": labels}}
+
+
+async def test_a_pipeline_moved_to_this_shard_takes_its_pods_over_instead_of_losing_them() -> None:
+    moved = sharded_body("s2")
+    before = render_pod(parse_pipeline(sharded_body("s1")), 0, "busybox")  # made by shard s1
+    before["metadata"]["uid"] = "pod-0"
+    kube = ShardKube(before)
+    settings = Settings(shard_selector="initpipeline.io/shard=s2")
+    ctl = Controller(kube=kube, settings=settings, unsupported_cluster=None)  # type: ignore[arg-type]
+    moved["spec"]["replicas"] = 1
+    await ctl.reconcile(moved, [])  # shard s2 does not see the Pod labelled s1
+    pod_path = "/api/v1/namespaces/shop/pods/" + before["metadata"]["name"]
+    assert kube.patches[0] == (pod_path, {"metadata": {"labels": {"initpipeline.io/shard": "s2"}}})
+    status = kube.patches[-1][1]["status"]
+    # counted in this pass's status, not created twice
+    assert [pod["name"] for pod in status["pods"]] == [before["metadata"]["name"]]
+
+
+async def test_a_pod_of_that_name_owned_by_someone_else_is_left_alone() -> None:
+    stranger = render_pod(parse_pipeline(sharded_body("s1")), 0, "busybox")
+    stranger["metadata"]["ownerReferences"][0]["uid"] = "another-pipeline"
+    kube = ShardKube(stranger)
+    ctl = Controller(kube=kube, settings=Settings(), unsupported_cluster=None)  # type: ignore[arg-type]
+    body = pipeline_body()
+    body["spec"]["replicas"] = 1
+    await ctl.reconcile(body, [])
+    assert [path for path, patch in kube.patches if "status" not in patch] == []
+    assert kube.patches[-1][1]["status"].get("pods", []) == []

@@ -234,3 +234,27 @@ def test_waiting_on_unknown_states_and_a_spec_that_does_not_parse() -> None:
 )  # fmt: skip
 def test_duration(seconds: float | None, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_failed_attempts_are_listed_under_the_one_now_running() -> None:
+    status = copy.deepcopy(RUNNING_STATUS)
+    status["attempt"] = "2/3"
+    status["retriesStatus"] = [
+        {"replica": 0, "attempt": 1, "podName": "api-abc12-0", "revision": "abc12",
+         "createdAt": "2026-11-25T09:59:00Z", "finishedAt": "2026-11-25T09:59:30Z",
+         "reason": "DeadlineExceeded",
+         "message": "step 1/3 wait-db: start-up not done within 30s of the pod's creation (spec.activeDeadlineSeconds)",
+         "steps": []},
+    ]  # fmt: skip
+    lines = describe(with_status(status), [POD], [], NOW)
+    start = lines.index("Attempts: now 2/3, failed:")
+    assert lines[start : start + 4] == [
+        "Attempts: now 2/3, failed:",
+        "  ATTEMPT  POD          REASON            DURATION  ENDED      MESSAGE",
+        "  1        api-abc12-0  DeadlineExceeded  30s       1m30s ago  step 1/3 wait-db: start-up not done within 30s of the pod's creation (spec.activeDeadlineSeconds)",
+        "",
+    ]
+    assert not any(
+        line.startswith("Attempts")
+        for line in describe(with_status(RUNNING_STATUS), [POD], [], NOW)
+    )

@@ -227,6 +227,19 @@ def test_several_watched_namespaces(helm: list[str]) -> None:
 
 
 @pytest.mark.unit
+def test_a_shard_release_selects_its_pipelines_on_its_own_lease(helm: list[str]) -> None:
+    selector = "initpipeline.io/shard=shard-a"
+    docs = template(helm, "--set", f"shardSelector={selector}", release="initpipeline-shard-a")
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["INITPIPELINE_SHARD_SELECTOR"] == selector
+    assert env["INITPIPELINE_LEASE_NAME"] == "initpipeline-shard-a-operator"
+    [role] = [d for d in docs if d["kind"] == "Role"]
+    assert role["rules"][0]["resourceNames"] == ["initpipeline-shard-a-operator"]
+
+
+@pytest.mark.unit
 def test_leader_election_values_reach_the_env(helm: list[str]) -> None:
     docs = template(
         helm, "--set", "leaderElection.leaseDurationSeconds=30",

@@ -156,3 +156,51 @@ def test_workers_default_to_four_and_are_read_from_their_variable() -> None:
 def test_workers_below_one_name_the_variable(value: str) -> None:
     with pytest.raises(SettingsError, match="INITPIPELINE_WORKERS"):
         Settings.from_env({"INITPIPELINE_WORKERS": value})
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "initpipeline.io/shard=shard1",
+        "initpipeline.io/shard==shard1",
+        "initpipeline.io/shard!=shard1",
+        "!initpipeline.io/shard",
+        "initpipeline.io/shard",
+        "initpipeline.io/shard in (a, b)",
+        "initpipeline.io/shard notin (a)",
+    ],
+)
+def test_a_shard_selector_is_one_requirement_on_the_shard_label(selector: str) -> None:
+    env = {"INITPIPELINE_SHARD_SELECTOR": f" {selector} "}
+    assert Settings.from_env(env).shard_selector == selector
+    assert Settings.from_env({}).shard_selector == ""
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "team=a",  # another label: the Pods do not carry it
+        "initpipeline.io/shard=a,team=b",
+        "initpipeline.io/shard=-a",
+        "initpipeline.io/shard in ()",
+    ],
+)
+def test_other_shard_selectors_are_refused_naming_the_variable(selector: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"INITPIPELINE_SHARD_SELECTOR": selector})
+    assert str(refused.value) == (
+        "INITPIPELINE_SHARD_SELECTOR must be one label selector requirement on "
+        "initpipeline.io/shard (e.g. 'initpipeline.io/shard=shard1', '!initpipeline.io/shard', "
+        f"'initpipeline.io/shard in (a,b)'), not {selector!r}"
+    )
+
+
+def test_each_elected_shard_names_its_own_lease() -> None:
+    shard = {**IN_A_POD, "INITPIPELINE_SHARD_SELECTOR": "initpipeline.io/shard=s1"}
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(shard)
+    assert str(refused.value) == (
+        "INITPIPELINE_LEASE_NAME must be set, one per shard, with INITPIPELINE_SHARD_SELECTOR"
+    )
+    named = Settings.from_env({**shard, "INITPIPELINE_LEASE_NAME": "initpipeline-s1"})
+    assert named.lease_name == "initpipeline-s1"

@@ -36,6 +36,10 @@ The operator's environment: every INITPIPELINE_* name the chart sets is in this 
 # Settings: docs/operating.md. Empty INITPIPELINE_NAMESPACES: every namespace.
 - name: INITPIPELINE_NAMESPACES
   value: {{ join "," .Values.watchNamespaces | quote }}
+{{- with .Values.shardSelector }}
+- name: INITPIPELINE_SHARD_SELECTOR
+  value: {{ . | quote }}
+{{- end }}
 - name: INITPIPELINE_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
 - name: INITPIPELINE_LOG_LEVEL
@@ -124,10 +128,12 @@ namespace is watched, a Role in each watched namespace otherwise.
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [list, watch]
-# application: waitFor `job` targets: the Job's Complete condition (watch cache).
+# application: waitFor `job` targets: the Job's Complete condition (watch cache); the Job
+# that runs a `once` run step per spec revision (create), and those of older revisions
+# (delete). Creating a Job grants nothing that creating Pods does not.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [list, watch]
+  verbs: [list, watch, create, delete]
 # application: step events on the InitPipeline (StepStarted, StepSucceeded, StepFailed ...).
 # framework: Kopf posts events about its own handler errors. Both post core v1 Events.
 - apiGroups: [""]

@@ -11,6 +11,7 @@ Read top to bottom, one reason to change each:
 - `states`: the words (step states, Ready reasons, condition types);
 - `text`: one-line messages (`one_line`, the length limits);
 - `kubelet`: one container status -> one step;
+- `once`: a `once` run step's Job (and its Pod) -> that step, in every Pod's view;
 - `pods`: one Pod -> its steps; which Pods count and which one stands for the pipeline;
 - `verdict`: Ready / Stalled / Reconciling and the message (the STATUS column);
 - `conditions`: the verdict as metav1.Conditions;

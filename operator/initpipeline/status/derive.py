@@ -120,6 +120,7 @@ def derive_status(
     wait_reports: Mapping[tuple[str, str], str] | None = None,
     *,
     problems: Problems | None = None,
+    once: Mapping[str, StepView] | None = None,
 ) -> dict[str, Any]:
     """The whole `status` of an InitPipeline.
 
@@ -134,6 +135,8 @@ def derive_status(
     wait_reports: (pod name, step name) -> `wait_report()` of that wait container's log
       (`wait_logs_to_read` says which).
     problems: outcomes decided outside the Pods (invalid spec, refused Pod, old cluster).
+    once: step name -> the view of a `once` step's Job (`status.once.once_views`), which
+      stands for that step in every Pod.
     """
     problems = problems or Problems()
     spec = pipeline.spec
@@ -153,7 +156,7 @@ def derive_status(
             retried=retries.retries_status(pipeline, (), previous, current_hash),
         )
 
-    seen = current_pods(pipeline, pods, current_hash)
+    seen = current_pods(pipeline, pods, current_hash, once)
     current, rep = seen.current, seen.rep
     reports = wait_reports or {}
 

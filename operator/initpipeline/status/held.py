@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from initpipeline import messages
 from initpipeline.fields import as_mapping, as_str, timestamp
-from initpipeline.render import spec_hash
+from initpipeline.render import spec_hash, step_targets
 from initpipeline.spec import Pipeline, Step, Target, TargetKind
 
 FIELD: Final = "heldTargets"
@@ -58,7 +58,7 @@ def held_revision(previous: Mapping[str, Any] | None, step: str, label: str) -> 
 
 def _sticky_targets(pipeline: Pipeline) -> Iterator[tuple[Step, Target]]:
     for step in pipeline.spec.steps:
-        for target in step.targets:
+        for target in step_targets(pipeline, step):
             if target.kind in STICKY:
                 yield step, target
 

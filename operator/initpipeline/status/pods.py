@@ -72,7 +72,11 @@ def _main_containers_done(pod: Mapping[str, Any]) -> bool:
     return policy == "Never" or all(as_int(t.get("exitCode")) == 0 for t in ended)
 
 
-def pod_view(pipeline: Pipeline, pod: Mapping[str, Any]) -> PodView:
+def pod_view(
+    pipeline: Pipeline, pod: Mapping[str, Any], once: Mapping[str, StepView] | None = None
+) -> PodView:
+    """The Pod's steps; a `once` step with a Job is the Job's view (`once`: step name ->
+    `status.once.job_view`), whatever the Pod's wait for it shows."""
     status = as_mapping(pod.get("status"))
     phase = as_str(status.get("phase")) or "Pending"
     finishing = _main_containers_done(pod)
@@ -85,6 +89,7 @@ def pod_view(pipeline: Pipeline, pod: Mapping[str, Any]) -> PodView:
     views = []
     for step in pipeline.spec.steps:
         view = step_view(step, statuses.get(step.name), phase, finishing)
+        view = (once or {}).get(step.name, view)
         if step.name == first_copy and tools is not None:
             view = with_tools(view, step_view(step, tools, phase))
         views.append(view)
@@ -136,13 +141,16 @@ class Pods:
 
 
 def current_pods(
-    pipeline: Pipeline, pods: Sequence[Mapping[str, Any]], current_hash: str | None
+    pipeline: Pipeline,
+    pods: Sequence[Mapping[str, Any]],
+    current_hash: str | None,
+    once: Mapping[str, StepView] | None = None,
 ) -> Pods:
     """The Pods of the current revision (all given Pods when `current_hash` is None), each
-    replica's latest attempt being current (`revisions`)."""
+    replica's latest attempt being current (`revisions`); `once`: as `pod_view` takes it."""
     later = superseded(pods)
     ours = sorted(
-        (pod_view(pipeline, pod) for pod in pods if is_current(pipeline, pod, current_hash)),
+        (pod_view(pipeline, pod, once) for pod in pods if is_current(pipeline, pod, current_hash)),
         key=lambda view: view.name,
     )
     current = [view for view in ours if view.name not in later]

@@ -27,6 +27,7 @@ from typing import Final
 
 from initpipeline import messages
 from initpipeline.fields import as_mapping, as_str
+from initpipeline.render import once_job_name
 from initpipeline.spec import Pipeline, PipelineSpec, Step, StepType
 from initpipeline.status.kubelet import StepView
 from initpipeline.status.pods import PodView, container_problem, pod_condition
@@ -89,6 +90,8 @@ def _failure_message(label: str, step: Step, view: StepView, waiting_on: Sequenc
             after = f" after {step.timeout_seconds}s" if step.timeout_seconds else ""
             unmet = view.message or "; ".join(waiting_on)
             text = f"{label}: timed out{after}" + (f" waiting for {unmet}" if unmet else "")
+    elif view.exit_code is None:  # a Job that failed without a container's exit code
+        text = f"{label}: {view.reason}" + (f": {view.message}" if view.message else "")
     else:
         text = f"{label}: exit code {view.exit_code} ({view.reason})"
         if detail := messages.failure_detail(view.reason, view.message):
@@ -111,6 +114,8 @@ def _progress_verdict(
         what = "waiting for " + "; ".join(waiting_on) if waiting_on else _what(step)
         return Verdict(False, Reason.WAITING_FOR_DEPENDENCY, f"{label}: {what}")
     what = _what(step)
+    if step.is_once:
+        what += f" in job {once_job_name(pipeline, step)}"
     if view.restart_count:
         what += f" (restart {view.restart_count})"
     return Verdict(False, Reason.INITIALIZING, f"{label}: {what}")
@@ -133,6 +138,10 @@ def verdict(
 
     if rep is not None and (failed := rep.failed) is not None:
         reason, message = _step_failure(pipeline, rep, failed, waiting_on)
+        if spec.steps[failed].is_once:
+            # Its Job failed for good (backoffLimit): nothing retries it, whatever the Pods'
+            # restartPolicy or spec.retries; deleting the Job or changing the spec does.
+            return Verdict(False, reason, message, stalled=True)
         # Final: nobody retries. The kubelet retries under Always/OnFailure (sidecars always);
         # the operator replaces a Failed Pod under Always, and keeps it under Never/OnFailure
         # (spec.retries: replaces it with a new attempt while retries are left). A Pod whose
