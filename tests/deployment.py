@@ -90,6 +90,19 @@ def operator_image(local_cluster: bool) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def _render_image(image: str) -> str:
+    """A strategic-merge patch setting the operator's INITPIPELINE_RENDER_IMAGE to `image`."""
+    env = [{"name": "INITPIPELINE_RENDER_IMAGE", "value": image}]
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": DEPLOYMENT},
+            "spec": {"template": {"spec": {"containers": [{"name": "operator", "env": env}]}}},
+        }
+    )
+
+
 def kustomization(image: str, where: Path, of: Path = REPO / "deploy" / "base") -> Path:
     """An overlay of deploy/base (or `of`) that runs `image` (kustomize wants relative
     paths)."""
@@ -103,6 +116,9 @@ def kustomization(image: str, where: Path, of: Path = REPO / "deploy" / "base") 
                 "kind": "Kustomization",
                 "resources": [base],
                 "images": [{"name": BASE_IMAGE_NAME, "newName": name, "newTag": tag}],
+                # renderConfig steps run the operator's image too (deploy/base copies only its
+                # own `images:` result into the variable).
+                "patches": [{"target": {"kind": "Deployment"}, "patch": _render_image(image)}],
             },
             indent=2,
         )

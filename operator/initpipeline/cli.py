@@ -22,11 +22,11 @@ from initpipeline.describe import describe
 from initpipeline.kube import EVENTS, PODS, ApiError, Kube, Obj, WatchExpired
 from initpipeline.names import PIPELINE_LABEL
 from initpipeline.render import render_jobs, render_pods
-from initpipeline.settings import Settings, SettingsError
+from initpipeline.settings import DEFAULT_RENDER_IMAGE, Settings, SettingsError
 from initpipeline.spec import API_VERSION, KIND, InvalidSpec, parse_pipeline
 
 
-def render(path: str, step_image: str) -> str:
+def render(path: str, step_image: str, render_image: str = DEFAULT_RENDER_IMAGE) -> str:
     """YAML of the Pods the operator would create for every InitPipeline in the file (none
     for a suspended one), each pipeline's Pods followed by the Jobs of its `once` steps."""
     with open(sys.stdin.fileno() if path == "-" else path, encoding="utf-8") as stream:
@@ -43,7 +43,7 @@ def render(path: str, step_image: str) -> str:
         obj
         for p in pipelines
         if not p.spec.suspend
-        for obj in (*render_pods(p, step_image), *render_jobs(p))
+        for obj in (*render_pods(p, step_image, render_image=render_image), *render_jobs(p))
     ]
     return yaml.safe_dump_all(objects, sort_keys=False)
 
@@ -168,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "graph":
             sys.stdout.write(asyncio.run(_graph(args.namespace, args.format)))
         elif args.command == "render":
-            sys.stdout.write(render(args.filename, Settings.from_env().step_image))
+            settings = Settings.from_env()
+            sys.stdout.write(render(args.filename, settings.step_image, settings.render_image))
         else:
             run(Settings.from_env())
     except KeyboardInterrupt:

@@ -433,7 +433,9 @@ class Controller:
         refusal of a Pod, if any. A failure that may pass (429, 5xx, a timeout, a lost
         connection) is raised: the key is retried with backoff and the pipeline is not
         Stalled for it."""
-        plan = plan_pods(pipeline, pods, self.settings.step_image)
+        plan = plan_pods(
+            pipeline, pods, self.settings.step_image, render_image=self.settings.render_image
+        )
         writes = self._own_writes.setdefault((pipeline.namespace, pipeline.name), OwnWrites())
         return await self._converge(PODS, pipeline, plan.delete, plan.create, writes=writes)
 

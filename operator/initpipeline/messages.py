@@ -22,6 +22,13 @@ Formats:
   (`checksum_mismatch_sh`); read by `termination_reason` (the step's reason becomes
   ChecksumMismatch), `parse_checksum_mismatch`, and `failure_detail` (the message
   without its reason, for the Ready message).
+- renderConfig termination messages (written by `renderconfig`, the step's container):
+  `rendered <label> (<bytes> bytes, mode <octal>)[ with <names>]` (`rendered`);
+  `MissingVariable: ${NAME} (line N) is not in env[; ...]` or `... is not set: its optional
+  source is missing` (`missing_variables`, exit 1); `InvalidTemplate: line N: ...`
+  (`invalid_template`, exit 1); `RenderConfig: cannot write <label>: <why>` (`render_failed`).
+  MissingVariable and InvalidTemplate become the step's reason (`termination_reason`).
+  They name variables, never a value.
 - Operator findings (`waitingOn` entries for API-side targets, written by `deps`):
   `<label>: <why>`, the shape of a progress line without its `waiting: ` prefix
   (`finding`); the whys are the constants and functions of that section. Read back by
@@ -33,13 +40,18 @@ Formats:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+# Where every generated container writes its one-line result (the kubelet's default path).
+TERMINATION_LOG: Final = "/dev/termination-log"
 WAITING_PREFIX: Final = "waiting:"
 OPERATOR_PLACEHOLDER: Final = "checked by the operator"
 WAIT_TIMEOUT: Final = "WaitTimeout"
 CHECKSUM_MISMATCH: Final = "ChecksumMismatch"
+MISSING_VARIABLE: Final = "MissingVariable"
+INVALID_TEMPLATE: Final = "InvalidTemplate"
 MAX_WAITING_ON: Final = 20
 
 # --------------------------------------------------------------------------- progress lines
@@ -176,7 +188,12 @@ def termination_reason(message: str | None) -> str | None:
 
     (A timed-out wait step is told by its exit code, WAIT_TIMEOUT_EXIT_CODE.)
     """
-    return CHECKSUM_MISMATCH if parse_checksum_mismatch(message) is not None else None
+    if parse_checksum_mismatch(message) is not None:
+        return CHECKSUM_MISMATCH
+    text = (message or "").strip()
+    return next(
+        (r for r in (MISSING_VARIABLE, INVALID_TEMPLATE) if text.startswith(f"{r}: ")), None
+    )
 
 
 def failure_detail(reason: str | None, message: str | None) -> str:
@@ -184,11 +201,43 @@ def failure_detail(reason: str | None, message: str | None) -> str:
     reason: without the `<reason>: ` its script put in front (`ChecksumMismatch: sha256
     of ...` -> `sha256 of ...`), and a download's WaitTimeout as `timed_out` says it."""
     text = message or ""
-    if reason == CHECKSUM_MISMATCH and text.startswith(f"{reason}: "):
-        return text[len(reason) + 2 :]
+    prefixed = (CHECKSUM_MISMATCH, MISSING_VARIABLE, INVALID_TEMPLATE)
+    if reason in prefixed and text.startswith(f"{reason}: "):
+        return text[len(f"{reason}: ") :]
     if (timeout := parse_wait_timeout(text)) is not None:
         return timed_out(timeout)
     return text
+
+
+# --------------------------------------------------------------------------- renderConfig
+
+
+def rendered(label: str, size: int, mode: int, names: Sequence[str]) -> str:
+    """A renderConfig step's result: `rendered volume config/nginx.conf (312 bytes, mode
+    0644) with SERVER_NAME, PORT` (the variables it used, never their values)."""
+    text = f"rendered {label} ({size} bytes, mode {mode:04o})"
+    return f"{text} with {', '.join(names)}" if names else text
+
+
+def missing_variables(missing: Sequence[tuple[str, int, bool]]) -> str:
+    """`MissingVariable: ${DB_HOST} (line 3) is not in env; ...` for each (name, line of its
+    first use, whether env declares it) of the variables without a value."""
+    whys = [
+        f"${{{name}}} (line {line}) "
+        + ("is not set: its optional source is missing" if declared else "is not in env")
+        for name, line, declared in missing
+    ]
+    return f"{MISSING_VARIABLE}: " + "; ".join(whys)
+
+
+def invalid_template(detail: str) -> str:
+    """`InvalidTemplate: line 2: ...`: the template itself cannot be read."""
+    return f"{INVALID_TEMPLATE}: {detail}"
+
+
+def render_failed(label: str, why: str) -> str:
+    """The rendered file could not be written (a read-only volume, no permission ...)."""
+    return f"RenderConfig: cannot write {label}: {why}"
 
 
 # --------------------------------------------------------------------------- operator findings

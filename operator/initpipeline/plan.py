@@ -25,6 +25,7 @@ from initpipeline.render import (
 )
 from initpipeline.revisions import attempt_of, is_current, replica_of, revision_of
 from initpipeline.rollout import replace_pods
+from initpipeline.settings import DEFAULT_RENDER_IMAGE
 from initpipeline.spec import SHARD_LABEL, Pipeline, PipelineSpec
 from initpipeline.status.held import held_revision
 from initpipeline.status.pods import current_pods as pod_views
@@ -135,7 +136,13 @@ def _next_attempt(spec: PipelineSpec, attempts: Sequence[Pod]) -> int:
     return number
 
 
-def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPlan:
+def plan_pods(
+    pipeline: Pipeline,
+    pods: Sequence[Pod],
+    step_image: str,
+    *,
+    render_image: str = DEFAULT_RENDER_IMAGE,
+) -> PodPlan:
     """Create the missing replicas (the next attempt of a failed one while spec.retries
     allows) and replace the Pods of old revisions, both as spec.strategy allows in this pass
     (`rollout`); delete extra replicas and, when the pipeline restarts its Pods
@@ -189,7 +196,9 @@ def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPl
     )
     return PodPlan(
         create=[
-            render_pod(pipeline, wanted[name][0], step_image, wanted[name][1])
+            render_pod(
+                pipeline, wanted[name][0], step_image, wanted[name][1], render_image=render_image
+            )
             for name in missing[: replacement.create]
         ],
         delete=delete + replacement.delete,

@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
-from initpipeline import scripts
+from initpipeline import renderconfig, scripts
 from initpipeline.names import (
     ATTEMPT_LABEL,
     ONCE_LABEL,
@@ -54,6 +54,7 @@ from initpipeline.names import (
     TOOLS_DIR,
     TOOLS_VOLUME,
 )
+from initpipeline.settings import DEFAULT_RENDER_IMAGE
 from initpipeline.spec import (
     API_VERSION,
     DNS_LABEL,
@@ -127,14 +128,27 @@ def operator_released(pipeline: Pipeline, step: Step) -> bool:
     return any(target.checked_by_operator for target in step_targets(pipeline, step))
 
 
-def render_pods(pipeline: Pipeline, step_image: str) -> list[dict[str, Any]]:
+def render_pods(
+    pipeline: Pipeline, step_image: str, *, render_image: str = DEFAULT_RENDER_IMAGE
+) -> list[dict[str, Any]]:
     """The Pods of replicas 0 .. replicas-1 (suspend is the caller's business)."""
-    return [render_pod(pipeline, index, step_image) for index in range(pipeline.spec.replicas)]
+    return [
+        render_pod(pipeline, index, step_image, render_image=render_image)
+        for index in range(pipeline.spec.replicas)
+    ]
 
 
-def render_pod(pipeline: Pipeline, index: int, step_image: str, attempt: int = 1) -> dict[str, Any]:
+def render_pod(
+    pipeline: Pipeline,
+    index: int,
+    step_image: str,
+    attempt: int = 1,
+    *,
+    render_image: str = DEFAULT_RENDER_IMAGE,
+) -> dict[str, Any]:
     """The Pod of replica `index` (its `attempt`: spec.retries); `step_image` runs the
-    generated steps (needs busybox)."""
+    generated steps (needs busybox), `render_image` the renderConfig steps (the operator's
+    image: `renderconfig`)."""
     spec = pipeline.spec
     template = copy.deepcopy(spec.template)
     template_meta = template.get("metadata") or {}
@@ -157,7 +171,7 @@ def render_pod(pipeline: Pipeline, index: int, step_image: str, attempt: int = 1
         metadata["annotations"] = template_meta["annotations"]
     metadata["ownerReferences"] = _owned_by(pipeline)
     pod_spec: dict[str, Any] = template["spec"]
-    pod_spec["initContainers"] = _init_containers(pipeline, step_image)
+    pod_spec["initContainers"] = _init_containers(pipeline, step_image, render_image)
     volumes = _volumes(pipeline, pod_spec.get("volumes") or [])
     if volumes:
         pod_spec["volumes"] = volumes
@@ -196,11 +210,14 @@ def _generated(
     mounts: Iterable[dict[str, Any]],
     *,
     pull_policy: str | None = "IfNotPresent",
+    env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     container: dict[str, Any] = {"name": name, "image": image}
     if pull_policy:
         container["imagePullPolicy"] = pull_policy
     container["command"] = command
+    if env:
+        container["env"] = env
     volume_mounts = list(mounts)
     if volume_mounts:
         container["volumeMounts"] = volume_mounts
@@ -221,7 +238,9 @@ def _target_mount(volume: str) -> dict[str, Any]:
     return {"name": volume, "mountPath": TARGET_DIR}
 
 
-def _init_containers(pipeline: Pipeline, step_image: str) -> list[dict[str, Any]]:
+def _init_containers(
+    pipeline: Pipeline, step_image: str, render_image: str
+) -> list[dict[str, Any]]:
     containers: list[dict[str, Any]] = []
     tools_added = False
     for step in pipeline.spec.steps:
@@ -244,6 +263,8 @@ def _init_containers(pipeline: Pipeline, step_image: str) -> list[dict[str, Any]
             containers.append(_copy_assets(step))
         elif kind is StepType.PREPARE_VOLUME:
             containers.append(_prepare_volume(step, step_image))
+        elif kind is StepType.RENDER_CONFIG:
+            containers.append(_render_config(step, render_image))
         elif kind is StepType.RUN and step.is_once:
             containers.append(_wait_for(_waiting_for_job(pipeline, step), step_image))
         elif kind is StepType.RUN:
@@ -315,6 +336,52 @@ def _prepare_volume(step: Step, step_image: str) -> dict[str, Any]:
         }
     )
     return container
+
+
+_EXPANDED: Final = re.compile(r"\$(?=[$(])")
+
+
+def _literal(text: str) -> str:
+    """`text` such that the kubelet passes it on unchanged: it expands `$(VAR)` in env values,
+    command and args and turns `$$` into `$`, so a `$` before `(` or `$` is doubled (any
+    other `$` it keeps as it is)."""
+    return _EXPANDED.sub("$$", text)
+
+
+def _render_config(step: Step, render_image: str) -> dict[str, Any]:
+    """`renderconfig` in the operator's image, no shell: the template and each variable in
+    the environment (a variable's valueFrom as written, so a Secret stays a reference that
+    the kubelet resolves), the destination, mode and variable names as arguments."""
+    config = step.render_config
+    assert config is not None
+    template: dict[str, Any] = {"name": renderconfig.TEMPLATE_ENV}
+    if config.template_from is not None:
+        key = config.template_from.config_map_key_ref.model_dump(by_alias=True)
+        template["valueFrom"] = {"configMapKeyRef": key}
+    else:
+        assert config.template is not None
+        template["value"] = _literal(config.template)
+    env = [template]
+    for variable in config.env:
+        entry: dict[str, Any] = {"name": renderconfig.VARIABLE_PREFIX + variable.name}
+        if variable.value_from is not None:
+            entry["valueFrom"] = variable.value_from.model_dump(by_alias=True, exclude_none=True)
+        else:
+            assert variable.value is not None
+            entry["value"] = _literal(variable.value)
+        env.append(entry)
+    command = [
+        renderconfig.COMMAND,
+        "--to",
+        _literal(f"{TARGET_DIR}/{config.path}"),
+        "--mode",
+        f"{config.mode:04o}",
+        "--label",
+        _literal(scripts.display(f"volume {config.volume}/{config.path}")),
+        *(variable.name for variable in config.env),
+    ]
+    mounts = [_target_mount(config.volume)]
+    return _generated(step.name, render_image, command, mounts, env=env)
 
 
 def _user_container(step: Step, fields: dict[str, Any] | None) -> dict[str, Any]:
@@ -464,7 +531,7 @@ def _volumes(pipeline: Pipeline, template_volumes: list[dict[str, Any]]) -> list
 def _volume_names(step: Step) -> list[str]:
     """Volumes a step uses: its target volume and its volumeMounts (step or container)."""
     names: list[str] = []
-    for action in (step.download, step.copy_assets, step.prepare_volume):
+    for action in (step.download, step.copy_assets, step.prepare_volume, step.render_config):
         if action is not None:
             names.append(action.volume)
     for fields in (step.run, step.sidecar):

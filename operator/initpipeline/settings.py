@@ -35,6 +35,9 @@ _SHARD_SELECTOR = re.compile(
 # The musl variant of the busybox image is statically linked, so copyAssets can copy its
 # /bin/busybox into any image (the default glibc variant is not).
 DEFAULT_STEP_IMAGE = "docker.io/library/busybox:1.36.1-musl"
+# renderConfig steps run `initpipeline-render-config` from the operator's own image: by default
+# the published image of this version (deploy/base and the chart run the same one).
+DEFAULT_RENDER_IMAGE = "ghcr.io/initpipeline/initpipeline:0.1.0"
 
 _Number = TypeVar("_Number", int, float)
 
@@ -46,6 +49,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     step_image: str = DEFAULT_STEP_IMAGE
+    render_image: str = DEFAULT_RENDER_IMAGE
     # Empty: every namespace (cluster-wide); otherwise only these.
     namespaces: tuple[str, ...] = field(default_factory=tuple)
     # Empty: every InitPipeline; otherwise those this label selector on SHARD_LABEL selects
@@ -82,6 +86,9 @@ class Settings:
         step_image = get("STEP_IMAGE", DEFAULT_STEP_IMAGE)
         if not step_image:
             raise SettingsError(f"{PREFIX}STEP_IMAGE must not be empty")
+        render_image = get("RENDER_IMAGE", DEFAULT_RENDER_IMAGE)
+        if not render_image:
+            raise SettingsError(f"{PREFIX}RENDER_IMAGE must not be empty")
         namespaces = tuple(ns for ns in get("NAMESPACES", "").replace(",", " ").split() if ns)
         shard_selector = get("SHARD_SELECTOR", "")
         if shard_selector and not _SHARD_SELECTOR.fullmatch(shard_selector):
@@ -122,6 +129,7 @@ class Settings:
             raise SettingsError(f"{PREFIX}WORKERS must be at least 1")
         return cls(
             step_image=step_image,
+            render_image=render_image,
             namespaces=namespaces,
             shard_selector=shard_selector,
             log_format=log_format,  # type: ignore[arg-type]  # checked above

@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from initpipeline import renderconfig
+
 GROUP = "initpipeline.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -299,6 +301,12 @@ class VolumeMount(_Model):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
+def _a_file(value: str) -> str:
+    if value.endswith("/"):
+        raise ValueError(f"{value!r} must be a file path, without a trailing '/'")
+    return value
+
+
 class Download(_Model):
     url: str = Field(max_length=2048)
     volume: str
@@ -308,13 +316,7 @@ class Download(_Model):
     _volume = field_validator("volume")(_dns_label)
     _volume_reserved = field_validator("volume")(_not_reserved)
     _path = field_validator("path")(_relative)
-
-    @field_validator("path")
-    @classmethod
-    def _a_file(cls, value: str) -> str:
-        if value.endswith("/"):
-            raise ValueError(f"{value!r} must be a file path, without a trailing '/'")
-        return value
+    _path_file = field_validator("path")(_a_file)
 
     _url_check = field_validator("url")(_url)
     _sha256_check = field_validator("sha256")(
@@ -357,11 +359,151 @@ class PrepareVolume(_Model):
     )
 
 
+# The Pod fields an env variable may take from the downward API (Kubernetes' list for env).
+_FIELD_PATH = (
+    r"^(metadata\.(name|namespace|uid|labels\['[^']+'\]|annotations\['[^']+'\])"
+    r"|spec\.(nodeName|serviceAccountName)|status\.(hostIP|hostIPs|podIP|podIPs))$"
+)
+_KEY = r"^[-._a-zA-Z0-9]+$"
+# An inline template reaches the container in one environment variable: Linux takes at most
+# 128 KiB per variable, and every `$` is doubled on the way (see `renderconfig`).
+MAX_TEMPLATE = 65536
+MAX_VARIABLES = 64
+
+
+class ConfigMapKey(_Model):
+    """A key of a ConfigMap in the pipeline's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(min_length=1, max_length=253)
+
+    _name = field_validator("name")(_must_match(_OBJECT_NAME, "must be an object name"))
+    _key = field_validator("key")(
+        _must_match(_KEY, "must be a ConfigMap or Secret key (letters, digits, '-', '_', '.')")
+    )
+
+
+class OptionalKey(ConfigMapKey):
+    """A key of a ConfigMap or Secret; `optional`: its absence leaves the variable unset."""
+
+    optional: Boolean | None = None
+
+
+class FieldRef(_Model):
+    field_path: str = Field(alias="fieldPath", max_length=316)
+    api_version: Literal["v1"] | None = Field(default=None, alias="apiVersion")
+
+    _field_path = field_validator("field_path")(
+        _must_match(
+            _FIELD_PATH,
+            "must be one of metadata.name, metadata.namespace, metadata.uid, "
+            "metadata.labels['KEY'], metadata.annotations['KEY'], spec.nodeName, "
+            "spec.serviceAccountName, status.hostIP, status.hostIPs, status.podIP, status.podIPs",
+        )
+    )
+
+
+class ValueFrom(_Model):
+    """Where Kubernetes takes a variable's value from (an EnvVarSource): the kubelet resolves
+    it when it starts the container, so the operator never reads a Secret."""
+
+    field_ref: FieldRef | None = Field(default=None, alias="fieldRef")
+    config_map_key_ref: OptionalKey | None = Field(default=None, alias="configMapKeyRef")
+    secret_key_ref: OptionalKey | None = Field(default=None, alias="secretKeyRef")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ValueFrom:
+        sources = (self.field_ref, self.config_map_key_ref, self.secret_key_ref)
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                "valueFrom needs exactly one of fieldRef, configMapKeyRef, secretKeyRef"
+            )
+        return self
+
+
+class Variable(_Model):
+    """One template variable, shaped like a container's env entry."""
+
+    name: str = Field(min_length=1, max_length=128)
+    value: str | None = None
+    value_from: ValueFrom | None = Field(default=None, alias="valueFrom")
+
+    _name = field_validator("name")(
+        _must_match(
+            renderconfig.NAME_PATTERN,
+            "must be a variable name: letters, digits and _, not starting with a digit",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _one_value(self) -> Variable:
+        if (self.value is None) == (self.value_from is None):
+            raise ValueError("needs exactly one of value, valueFrom")
+        return self
+
+
+class TemplateFrom(_Model):
+    config_map_key_ref: ConfigMapKey = Field(alias="configMapKeyRef")
+
+
+class RenderConfig(_Model):
+    """Render a template into a file of a volume (see `renderconfig` for the syntax)."""
+
+    env: tuple[Variable, ...] = Field(default=(), max_length=MAX_VARIABLES)
+    template: str | None = Field(default=None, max_length=MAX_TEMPLATE)
+    template_from: TemplateFrom | None = Field(default=None, alias="templateFrom")
+    volume: str
+    path: str = Field(min_length=1, max_length=1024)
+    mode: Integer = Field(default=0o644, ge=0, le=0o777)
+
+    _volume = field_validator("volume")(_dns_label)
+    _volume_reserved = field_validator("volume")(_not_reserved)
+    _path = field_validator("path")(_relative)
+    _path_file = field_validator("path")(_a_file)
+
+    @field_validator("env")
+    @classmethod
+    def _unique(cls, value: tuple[Variable, ...]) -> tuple[Variable, ...]:
+        seen: set[str] = set()
+        for variable in value:
+            if variable.name in seen:
+                raise ValueError(f"env {variable.name}: declared more than once")
+            seen.add(variable.name)
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _readable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An inline template is checked here already: its syntax, and that env declares
+        every variable it uses (a ConfigMap's template only when the step runs)."""
+        if value is None:
+            return value
+        try:
+            used = renderconfig.references(value)
+        except renderconfig.TemplateError as error:
+            raise ValueError(str(error)) from None
+        env = info.data.get("env")
+        if env is not None:
+            declared = {variable.name for variable in env}
+            missing = [ref for ref in used if ref.name not in declared]
+            if missing:
+                names = ", ".join(f"${{{ref.name}}} (line {ref.line})" for ref in missing)
+                raise ValueError(f"uses {names}, which env does not declare")
+        return value
+
+    @model_validator(mode="after")
+    def _one_template(self) -> RenderConfig:
+        if (self.template is None) == (self.template_from is None):
+            raise ValueError("renderConfig needs exactly one of template, templateFrom")
+        return self
+
+
 class StepType(enum.StrEnum):
     WAIT_FOR = "WaitFor"
     DOWNLOAD = "Download"
     COPY_ASSETS = "CopyAssets"
     PREPARE_VOLUME = "PrepareVolume"
+    RENDER_CONFIG = "RenderConfig"
     RUN = "Run"
     SIDECAR = "Sidecar"
 
@@ -371,6 +513,7 @@ _ACTIONS: dict[str, StepType] = {
     "download": StepType.DOWNLOAD,
     "copy_assets": StepType.COPY_ASSETS,
     "prepare_volume": StepType.PREPARE_VOLUME,
+    "render_config": StepType.RENDER_CONFIG,
     "run": StepType.RUN,
     "sidecar": StepType.SIDECAR,
 }
@@ -386,6 +529,7 @@ class Step(_Model):
     download: Download | None = None
     copy_assets: CopyAssets | None = Field(default=None, alias="copyAssets")
     prepare_volume: PrepareVolume | None = Field(default=None, alias="prepareVolume")
+    render_config: RenderConfig | None = Field(default=None, alias="renderConfig")
     run: dict[str, Any] | None = None
     sidecar: dict[str, Any] | None = None
     # A run step that runs once per spec revision, as a Job the replicas share (render.py).
@@ -452,7 +596,7 @@ class Step(_Model):
         if sum(getattr(self, field) is not None for field in _ACTIONS) != 1:
             raise ValueError(
                 "each step needs exactly one of waitFor, download, copyAssets, "
-                "prepareVolume, run, sidecar"
+                "prepareVolume, renderConfig, run, sidecar"
             )
         return self
 

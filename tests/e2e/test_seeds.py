@@ -39,6 +39,8 @@ from tests.helpers import (
     revision_of,
 )
 
+from initpipeline import messages, renderconfig
+
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
@@ -59,13 +61,17 @@ class Operator(Protocol):
 
 
 @contextlib.contextmanager
-def operator_for(request: pytest.FixtureRequest, namespace: str) -> Iterator[Operator]:
+def operator_for(
+    request: pytest.FixtureRequest, namespace: str, **settings: str
+) -> Iterator[Operator]:
     """The operator of this session's mode (tests/deployment.py): deployed from the image
-    (for the test module), or in this process for this test's namespace only."""
+    (for the test module), or in this process for this test's namespace only, with these
+    INITPIPELINE_* `settings` (the deployed one has its own: tests/deployment.py)."""
     if deployment.mode() == "deployment":
         yield request.getfixturevalue("deployed_operator")
     else:
-        with operator_running(request.getfixturevalue("kubeconfig"), namespace) as runner:
+        kubeconfig = request.getfixturevalue("kubeconfig")
+        with operator_running(kubeconfig, namespace, **settings) as runner:
             yield runner
 
 
@@ -1025,3 +1031,102 @@ def test_15_a_spec_change_replaces_the_pods_one_at_a_time_and_keeps_three_servin
     assert [m for m in messages if m.startswith("rolling out ")], messages
     assert ipl_columns(kubectl, namespace, "greeter", wide=True)["UPDATED"] == "3"
     assert_truthful(rec.statuses, monotonic=False)
+
+
+@pytest.fixture(scope="session")
+def render_image(cluster_level: Any) -> str:
+    """The operator's image of this tree, on the node: renderConfig steps run it."""
+    return deployment.operator_image(cluster_level.local)
+
+
+@pytest.mark.incluster
+def test_16_render_the_nginx_configuration_from_a_template_variables_and_a_secret(
+    request: pytest.FixtureRequest,
+    kubectl: Kubectl,
+    namespace: str,
+    record: Any,
+    render_image: str,
+    kubeconfig: str,
+) -> None:
+    secret = documents("16-render-config.yaml", "Secret")[0]["stringData"]["token"]
+    encoded = base64.b64encode(secret.encode()).decode()
+    # The same pipeline with a variable left out of env: the ConfigMap's template still uses it.
+    [typo] = documents("16-render-config.yaml", "InitPipeline")
+    typo["metadata"]["name"] = "nginx-config-typo"
+    config = typo["spec"]["steps"][0]["renderConfig"]
+    config["env"] = [v for v in config["env"] if v["name"] != "POD_IP"]
+    recs = [record("nginx-config"), record("nginx-config-typo")]
+    with operator_for(request, namespace, INITPIPELINE_RENDER_IMAGE=render_image) as runner:
+        apply(kubectl, namespace, "16-render-config.yaml")
+        kubectl("apply", "-f", "-", namespace=namespace, input=yaml.safe_dump(typo))
+        st = ready(kubectl, namespace, "nginx-config")
+        [rendered] = st["steps"]
+        assert rendered["state"] == "Succeeded"
+        assert re.fullmatch(
+            r"rendered volume nginx-conf/default\.conf \(\d+ bytes, mode 0440\) with POD_NAME, "
+            r"POD_IP, LISTEN_PORT, SERVER_NAME, UPSTREAM_TOKEN",
+            rendered["message"],
+        ), rendered["message"]
+        pod = the_pod(kubectl, namespace, "nginx-config")
+        name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
+        assert container_status(pod, "render-nginx-conf")["image"].endswith(
+            render_image.rpartition("/")[2]
+        )
+        # The web container reads the file the step wrote, through its read-only mount.
+        path = "/etc/nginx/conf.d/default.conf"
+        conf = exec_in(kubectl, namespace, name, "web", "cat", path)
+        assert conf.startswith(
+            "# Rendered by the InitPipeline step render-nginx-conf "
+            f"for Pod {name} ({ip}).\nserver {{\n    listen 8080;\n"
+            "    server_name shop.example.com;\n"
+        ), conf
+        assert "        proxy_set_header Host $host;\n" in conf  # nginx's own variable, kept
+        assert f'        proxy_set_header Authorization "Bearer {secret}";\n' in conf
+        assert "${" not in conf
+        assert exec_in(kubectl, namespace, name, "web", "stat", "-c", "%a %u", path) == (
+            "440 65532\n"
+        )
+        touch = kubectl(
+            "exec", name, "-c", "web", "--", "touch", path, namespace=namespace, check=False
+        )
+        assert touch.returncode != 0 and "Read-only file system" in touch.stderr, touch.stderr
+        step_log = logs(kubectl, namespace, name, "render-nginx-conf")
+        assert step_log == rendered["message"] + "\n"
+
+        # The typo: the step fails naming the variable; the kubelet retries it (restartPolicy
+        # Always) and the status keeps the failure's reason and message.
+        broken = status_when(
+            kubectl,
+            namespace,
+            "nginx-config-typo",
+            lambda s: step(s, "render-nginx-conf").get("reason") == messages.MISSING_VARIABLE,
+        )
+        failed = step(broken, "render-nginx-conf")
+        assert (failed["state"], failed["exitCode"], failed["message"]) == (
+            "Failed",
+            1,
+            "MissingVariable: ${POD_IP} (line 1) is not in env",
+        )
+        assert reason(broken) == "StepFailed"
+        typo_pod = the_pod(kubectl, namespace, "nginx-config-typo")["metadata"]["name"]
+        typo_log = kubectl(
+            "logs", typo_pod, "-c", "render-nginx-conf", namespace=namespace, check=False
+        ).stdout
+
+        events = kubectl("get", "events", "-o", "json", namespace=namespace).stdout
+        crs = kubectl("get", "ipl", "-o", "json", namespace=namespace).stdout
+        rendered_pods = cli(kubeconfig, "render", "-f", str(EXAMPLES / "16-render-config.yaml"))
+    log = runner.output
+    assert_in_order(recs[0].stages(), ("0/1", "render-nginx-conf", None), ("1/1", "", "Running"))
+    assert_truthful(recs[0].statuses)
+    assert_truthful(recs[1].statuses, allowed=("Pending", "Initializing", "StepFailed"))
+    for where, text in (
+        ("the CRs", crs),
+        ("the recorded statuses", json.dumps([r.statuses for r in recs])),
+        ("the events", events),
+        ("the step's log", step_log + typo_log),
+        ("initpipeline render", rendered_pods),
+        ("the operator's log", log),
+    ):
+        assert secret not in text and encoded not in text, f"the Secret's value is in {where}"
+    assert renderconfig.COMMAND in rendered_pods

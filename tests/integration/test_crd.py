@@ -117,7 +117,8 @@ spec:
 """
 
 ACTION_MESSAGE = (
-    "each step needs exactly one of waitFor, download, copyAssets, prepareVolume, run, sidecar"
+    "each step needs exactly one of waitFor, download, copyAssets, prepareVolume, renderConfig, "
+    "run, sidecar"
 )
 
 
@@ -483,7 +484,8 @@ INVALID: list[Any] = [
             (
                 "spec.steps[0].volumeMounts: Forbidden: volumeMounts is only for waitFor steps "
                 "(file and command targets); run and sidecar take volumeMounts inside the "
-                "container; download, copyAssets and prepareVolume mount their volume themselves"
+                "container; download, copyAssets, prepareVolume and renderConfig mount their "
+                "volume themselves"
             ),
         ],
         id="volume-mounts-on-run-step",

@@ -509,6 +509,10 @@ def test_long_names_are_shortened_to_valid_distinct_labels() -> None:
 
 def test_every_step_type_renders() -> None:
     body = example_body()
+    # renderConfig is not in the example (tests/unit/pods/ was recorded from it).
+    body["spec"]["steps"].append(
+        {"name": "conf", "renderConfig": {"template": "x", "volume": "conf", "path": "a.conf"}}
+    )
     pipeline = parse_pipeline(body)
     kinds = {step.type for step in pipeline.spec.steps}
     assert kinds == set(StepType)

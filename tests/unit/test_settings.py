@@ -5,7 +5,12 @@ from pathlib import Path
 import pytest
 
 from initpipeline import settings as settings_module
-from initpipeline.settings import DEFAULT_STEP_IMAGE, Settings, SettingsError
+from initpipeline.settings import (
+    DEFAULT_RENDER_IMAGE,
+    DEFAULT_STEP_IMAGE,
+    Settings,
+    SettingsError,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -13,6 +18,7 @@ pytestmark = pytest.mark.unit
 def test_defaults_watch_every_namespace_with_the_pinned_busybox() -> None:
     settings = Settings.from_env({})
     assert settings.step_image == DEFAULT_STEP_IMAGE
+    assert settings.render_image == DEFAULT_RENDER_IMAGE
     assert settings.namespaces == ()
     assert settings.log_format == "text"
 
@@ -21,6 +27,7 @@ def test_values_are_read_from_prefixed_variables() -> None:
     settings = Settings.from_env(
         {
             "INITPIPELINE_STEP_IMAGE": "registry.local/busybox:1.37",
+            "INITPIPELINE_RENDER_IMAGE": "registry.local/initpipeline:1",
             "INITPIPELINE_NAMESPACES": "shop, web",
             "INITPIPELINE_LOG_FORMAT": "json",
             "INITPIPELINE_METRICS_PORT": "9191",
@@ -28,6 +35,7 @@ def test_values_are_read_from_prefixed_variables() -> None:
         }
     )
     assert settings.step_image == "registry.local/busybox:1.37"
+    assert settings.render_image == "registry.local/initpipeline:1"
     assert settings.namespaces == ("shop", "web")
     assert settings.log_format == "json"
     assert settings.metrics_port == 9191
@@ -41,6 +49,7 @@ def test_values_are_read_from_prefixed_variables() -> None:
         ("METRICS_PORT", "ninety", "INITPIPELINE_METRICS_PORT must be a number"),
         ("RESYNC_SECONDS", "-1", "INITPIPELINE_RESYNC_SECONDS must not be negative"),
         ("STEP_IMAGE", " ", "INITPIPELINE_STEP_IMAGE must not be empty"),
+        ("RENDER_IMAGE", "", "INITPIPELINE_RENDER_IMAGE must not be empty"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:

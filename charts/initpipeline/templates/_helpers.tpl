@@ -50,6 +50,9 @@ The operator's environment: every INITPIPELINE_* name the chart sets is in this 
   value: {{ ternary .Values.metrics.port 0 .Values.metrics.enabled | quote }}
 - name: INITPIPELINE_STEP_IMAGE
   value: {{ .Values.stepImage | quote }}
+# renderConfig steps run the operator's own image unless renderImage says otherwise.
+- name: INITPIPELINE_RENDER_IMAGE
+  value: {{ default (include "initpipeline.image" .) .Values.renderImage | quote }}
 # Leader election: the Lease lives in the Pod's namespace, its holder is the Pod's name.
 - name: INITPIPELINE_LEADER_ELECTION
   value: {{ .Values.leaderElection.enabled | toString | quote }}

@@ -11,7 +11,7 @@ from initpipeline import messages
 from initpipeline.names import SIGNAL_DIR, SIGNAL_FILE, TOOLS_DIR
 from initpipeline.spec import ObjectRef, Target
 
-TERMINATION_LOG: Final = "/dev/termination-log"
+TERMINATION_LOG: Final = messages.TERMINATION_LOG
 SIGNAL_PATH: Final = f"{SIGNAL_DIR}/{SIGNAL_FILE}"
 BUSYBOX: Final = f"{TOOLS_DIR}/busybox"
 

@@ -68,6 +68,7 @@ _WHAT: Final[Mapping[StepType, str]] = {
     StepType.DOWNLOAD: "downloading {step.download.url}",
     StepType.COPY_ASSETS: "copying {step.copy_assets.from_}",
     StepType.PREPARE_VOLUME: "preparing volume {step.prepare_volume.volume}",
+    StepType.RENDER_CONFIG: "rendering {step.render_config.volume}/{step.render_config.path}",
     StepType.RUN: "running {image}",
     StepType.SIDECAR: "starting sidecar {image}",
 }
