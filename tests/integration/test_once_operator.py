@@ -190,9 +190,15 @@ def test_a_spec_change_runs_a_new_job_and_deletes_the_old_one(
     eventually(lambda: job_pod(kubectl, namespace, name_of(old)))
 
     apply(kubectl, namespace, pipeline("echo applied 4 migrations"))
-    replaced = eventually(
+    revision = "initpipeline.io/spec-hash"
+    replaced = eventually(  # a Pod of the new revision (the old ones roll out one by one)
         lambda: next(
-            (p for p in replicas_of(kubectl, namespace) if name_of(p) != name_of(first)), None
+            (
+                p
+                for p in replicas_of(kubectl, namespace)
+                if p["metadata"]["labels"][revision] != first["metadata"]["labels"][revision]
+            ),
+            None,
         )
     )
     eventually(lambda: jobs(kubectl, namespace) == [] or None)  # the old revision's, deleted
