@@ -66,6 +66,17 @@ def operator_image(local_cluster: bool) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def ctr() -> str:
+    """The ctr built with the local node's containerd (hack/build/containerd)."""
+    out = subprocess.run(
+        [str(REPO / "hack" / "build.sh"), "--print", "containerd"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return str(Path(out.split()[1]) / "ctr")
+
+
 def kustomization(image: str, where: Path) -> Path:
     """An overlay of deploy/base that runs `image` (kustomize wants relative paths)."""
     name, _, tag = image.rpartition(":")

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from initpipeline import deps, metrics
+from initpipeline import deps, metrics, support
 from initpipeline.access import AccessReviews
 from initpipeline.cache import Dependency, DependencyCache, dependencies_of
 from initpipeline.fields import condition_true, seconds_between, timestamp
@@ -61,7 +61,6 @@ from initpipeline.workqueue import WorkQueue, jittered
 log = logging.getLogger(__name__)
 
 PIPELINES = Resource(API_VERSION, KIND, PLURAL, namespaced=True)
-MINIMUM_VERSION = (1, 29)
 # A pipeline with nothing in progress (Ready, or Stalled on a user's action) is still looked
 # at now and then.
 IDLE_RESYNC_SECONDS = 300.0
@@ -143,14 +142,13 @@ class Controller:
 
     @classmethod
     async def start(cls, kube: Kube, settings: Settings) -> Controller:
-        major, minor = await kube.server_version()
-        unsupported = None
-        if (major, minor) < MINIMUM_VERSION:
-            unsupported = (
-                f"Kubernetes {major}.{minor} is too old: InitPipeline needs "
-                f"{MINIMUM_VERSION[0]}.{MINIMUM_VERSION[1]} or newer (native sidecars)"
-            )
+        version = await kube.server_version()
+        unsupported = support.unsupported_server(version)
+        if unsupported is not None:
             log.error("%s; pipelines will report Stalled/UnsupportedCluster", unsupported)
+        untested = support.untested_server(version)
+        if untested is not None:
+            log.warning("%s", untested)
         controller = cls(kube, settings, unsupported)
         await controller.run()
         return controller

@@ -1174,7 +1174,7 @@ def test_pod_creation_failure_still_shows_the_pods_that_exist() -> None:
 
 
 def test_unsupported_cluster_stalls() -> None:
-    message = "Kubernetes 1.27 is too old: InitPipeline needs 1.29 or newer (native sidecars)"
+    message = "Kubernetes 1.34 is not supported: InitPipeline is tested on 1.35 to 1.37 and needs 1.35 or newer"
     status = derive(pipeline(), [], problems=Problems(unsupported_cluster=message))
 
     assert kstatus(status) == ("False", "UnsupportedCluster", "False", "True")
