@@ -26,9 +26,10 @@ from initpipeline.settings import Settings, SettingsError
 from initpipeline.spec import API_VERSION, KIND, InvalidSpec, parse_pipeline
 
 
-def render(path: str, step_image: str) -> str:
+def render(path: str, step_image: str, image_volumes: bool = False) -> str:
     """YAML of the Pods the operator would create for every InitPipeline in the file (none
-    for a suspended one)."""
+    for a suspended one), after a comment naming how each copyAssets step gets its files
+    (`image_volumes`: as on a cluster whose nodes support image volumes)."""
     with open(sys.stdin.fileno() if path == "-" else path, encoding="utf-8") as stream:
         documents = [doc for doc in yaml.safe_load_all(stream) if doc]
     pipelines = [
@@ -40,9 +41,20 @@ def render(path: str, step_image: str) -> str:
         raise InvalidSpec("kind", f"no {KIND} ({API_VERSION}) found in {path}")
     # A suspended pipeline has no Pods: the operator deletes them (spec.suspend).
     pods: list[dict[str, Any]] = [
-        pod for p in pipelines if not p.spec.suspend for pod in render_pods(p, step_image)
+        pod
+        for p in pipelines
+        if not p.spec.suspend
+        for pod in render_pods(p, step_image, image_volumes=image_volumes)
     ]
-    return yaml.safe_dump_all(pods, sort_keys=False)
+    modes = [
+        f"# {p.name}: copyAssets step {step.name}: "
+        f"{'Mount' if step.copy_assets.mounted(image_volumes) else 'Copy'} "
+        f"(mode {step.copy_assets.mode})\n"
+        for p in pipelines
+        for step in p.spec.steps
+        if step.copy_assets is not None
+    ]
+    return "".join(modes) + yaml.safe_dump_all(pods, sort_keys=False)
 
 
 def run(settings: Settings) -> None:
@@ -149,6 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("run", help="run the operator (settings from INITPIPELINE_* variables)")
     render_parser = commands.add_parser("render", help="print the Pods for an InitPipeline file")
     render_parser.add_argument("-f", "--filename", required=True, help="YAML file, or - for stdin")
+    render_parser.add_argument(
+        "--image-volumes",
+        action="store_true",
+        help="render for a cluster whose nodes support image volumes (copyAssets Auto mounts)",
+    )
     describe_parser = commands.add_parser(
         "describe", help="one pipeline: steps on a time axis, waits, conditions, events"
     )
@@ -165,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "graph":
             sys.stdout.write(asyncio.run(_graph(args.namespace, args.format)))
         elif args.command == "render":
-            sys.stdout.write(render(args.filename, Settings.from_env().step_image))
+            step_image = Settings.from_env().step_image
+            sys.stdout.write(render(args.filename, step_image, args.image_volumes))
         else:
             run(Settings.from_env())
     except KeyboardInterrupt:

@@ -117,12 +117,36 @@ def _newer(a: Obj | None, b: Obj | None) -> Obj | None:
     return b if va is not None and vb is not None and vb > va else a
 
 
+async def _node_runtimes(kube: Kube) -> list[str]:
+    """Every node's containerRuntimeVersion; none when the operator may not list nodes."""
+    try:
+        nodes, _ = await kube.list("/api/v1/nodes")
+    except ApiError as error:
+        if error.status != 403:
+            raise
+        log.info("cannot list nodes (%s): copyAssets in Auto mode copies", error)
+        return []
+    return [
+        str(((node.get("status") or {}).get("nodeInfo") or {}).get("containerRuntimeVersion", ""))
+        for node in nodes
+    ]
+
+
 class Controller:
-    def __init__(self, kube: Kube, settings: Settings, unsupported_cluster: str | None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        unsupported_cluster: str | None,
+        *,
+        image_volumes: bool = False,
+    ) -> None:
         # The informers and workers start in `run`, once this process may reconcile.
         self.kube = kube
         self.settings = settings
         self.unsupported_cluster = unsupported_cluster
+        # copyAssets steps in Auto mode mount their image (support.image_volumes).
+        self.image_volumes = image_volumes
         self.cache = DependencyCache(kube, not settings.namespaces, self._dependency_changed)
         self.access = AccessReviews(kube, self._dependency_changed, namespaces=settings.namespaces)
         self.pipelines: list[Informer] = []
@@ -149,7 +173,9 @@ class Controller:
         untested = support.untested_server(version)
         if untested is not None:
             log.warning("%s", untested)
-        controller = cls(kube, settings, unsupported)
+        image_volumes, why = support.image_volumes(version, await _node_runtimes(kube))
+        log.info("copyAssets in Auto mode %s: %s", "mounts" if image_volumes else "copies", why)
+        controller = cls(kube, settings, unsupported, image_volumes=image_volumes)
         await controller.run()
         return controller
 
@@ -365,7 +391,7 @@ class Controller:
         refusal of a Pod, if any. A failure that may pass (429, 5xx, a timeout, a lost
         connection) is raised: the key is retried with backoff and the pipeline is not
         Stalled for it."""
-        plan = plan_pods(pipeline, pods, self.settings.step_image)
+        plan = plan_pods(pipeline, pods, self.settings.step_image, image_volumes=self.image_volumes)
         for pod in plan.delete:
             meta = pod["metadata"]
             await self.kube.delete(PODS.path(meta["namespace"], meta["name"]), uid=meta["uid"])

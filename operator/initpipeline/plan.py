@@ -62,7 +62,9 @@ def _next_attempt(spec: PipelineSpec, attempts: Sequence[Pod]) -> int:
     return number
 
 
-def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPlan:
+def plan_pods(
+    pipeline: Pipeline, pods: Sequence[Pod], step_image: str, *, image_volumes: bool = False
+) -> PodPlan:
     """Create the missing replicas (the next attempt of a failed one while spec.retries
     allows), delete Pods of old revisions, extra replicas and, when the pipeline restarts its
     Pods (restartPolicy Always), Pods the node gave up on. Failed attempts that a later one
@@ -94,7 +96,8 @@ def plan_pods(pipeline: Pipeline, pods: Sequence[Pod], step_image: str) -> PodPl
             plan.delete.append(pod)
     for name, (index, attempt) in wanted.items():
         if name not in present:
-            plan.create.append(render_pod(pipeline, index, step_image, attempt))
+            pod = render_pod(pipeline, index, step_image, attempt, image_volumes=image_volumes)
+            plan.create.append(pod)
     return plan
 
 

@@ -9,11 +9,15 @@ Pod shape:
   The release annotation is not pre-set: the operator patches it when API-side targets hold.
 - spec: the template's Pod spec as given (restartPolicy, serviceAccountName, securityContext
   ...), plus one init container per step in spec order, named after the step. In front of
-  the first copyAssets step comes TOOLS_CONTAINER, which belongs to that step (the status
-  reports it as that step).
+  the first copied copyAssets step comes TOOLS_CONTAINER, which belongs to that step (the
+  status reports it as that step). A mounted copyAssets step (`CopyAssets.mounted`) has no
+  container: its image volume (`assets_volume`, sub-path `from`) is mounted read-only at
+  `path` inside each later container's mount of the step's volume (in place of that mount
+  when `path` is empty).
 - volumes: the template's, then an emptyDir for each volume a step names (its target volume
-  or a volumeMount) that the template lacks, then TOOLS_VOLUME (copyAssets) and the
-  SIGNAL_VOLUME downward API volume (wait steps with API-side targets).
+  or a volumeMount) that the template lacks, then TOOLS_VOLUME (copied copyAssets), the
+  image volume of each mounted copyAssets step and the SIGNAL_VOLUME downward API volume
+  (wait steps with API-side targets).
 
 Generated containers (wait, download, copyAssets, tools) are hardened to the "restricted"
 Pod Security level: non-root uid/gid 65532, no privilege escalation, all capabilities
@@ -45,6 +49,7 @@ from initpipeline.names import (
     TOOLS_CONTAINER,
     TOOLS_DIR,
     TOOLS_VOLUME,
+    assets_volume,
 )
 from initpipeline.spec import API_VERSION, DNS_LABEL, KIND, Pipeline, PipelineSpec, Step, StepType
 
@@ -80,14 +85,27 @@ def pod_name(pipeline: Pipeline, index: int, attempt: int = 1) -> str:
     return f"{cleaned}-{digest}{suffix}" if cleaned else f"{digest}{suffix}"
 
 
-def render_pods(pipeline: Pipeline, step_image: str) -> list[dict[str, Any]]:
+def render_pods(
+    pipeline: Pipeline, step_image: str, *, image_volumes: bool = False
+) -> list[dict[str, Any]]:
     """The Pods of replicas 0 .. replicas-1 (suspend is the caller's business)."""
-    return [render_pod(pipeline, index, step_image) for index in range(pipeline.spec.replicas)]
+    return [
+        render_pod(pipeline, index, step_image, image_volumes=image_volumes)
+        for index in range(pipeline.spec.replicas)
+    ]
 
 
-def render_pod(pipeline: Pipeline, index: int, step_image: str, attempt: int = 1) -> dict[str, Any]:
+def render_pod(
+    pipeline: Pipeline,
+    index: int,
+    step_image: str,
+    attempt: int = 1,
+    *,
+    image_volumes: bool = False,
+) -> dict[str, Any]:
     """The Pod of replica `index` (its `attempt`: spec.retries); `step_image` runs the
-    generated steps (needs busybox)."""
+    generated steps (needs busybox). `image_volumes`: the cluster and its nodes support
+    image volumes, so copyAssets steps in Auto mode mount their image."""
     spec = pipeline.spec
     template = copy.deepcopy(spec.template)
     template_meta = template.get("metadata") or {}
@@ -117,8 +135,11 @@ def render_pod(pipeline: Pipeline, index: int, step_image: str, attempt: int = 1
         }
     ]
     pod_spec: dict[str, Any] = template["spec"]
-    pod_spec["initContainers"] = _init_containers(pipeline, step_image)
-    volumes = _volumes(spec, pod_spec.get("volumes") or [])
+    mounted = [i for i, step in enumerate(spec.steps) if _mounted(step, image_volumes)]
+    pod_spec["initContainers"] = _init_containers(pipeline, step_image, mounted)
+    for position in mounted:
+        _mount_assets(spec, position, pod_spec)
+    volumes = _volumes(spec, pod_spec.get("volumes") or [], mounted)
     if volumes:
         pod_spec["volumes"] = volumes
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
@@ -168,11 +189,50 @@ def _target_mount(volume: str) -> dict[str, Any]:
     return {"name": volume, "mountPath": TARGET_DIR}
 
 
-def _init_containers(pipeline: Pipeline, step_image: str) -> list[dict[str, Any]]:
+def _mounted(step: Step, image_volumes: bool) -> bool:
+    return step.copy_assets is not None and step.copy_assets.mounted(image_volumes)
+
+
+def _mount_assets(spec: PipelineSpec, position: int, pod_spec: dict[str, Any]) -> None:
+    """Mount the image volume of the copyAssets step at `position` where its copy would be:
+    at `path` inside the step's volume, in every later init container and every main
+    container that mounts that volume."""
+    assets = spec.steps[position].copy_assets
+    assert assets is not None
+    later = {step.name for step in spec.steps[position + 1 :]}
+    containers = [
+        *(c for c in pod_spec["initContainers"] if c["name"] in later),
+        *(pod_spec.get("containers") or []),
+    ]
+    sub_path, path = assets.from_.strip("/"), assets.path.strip("/")
+    for container in containers:
+        mounts: list[dict[str, Any]] = container.get("volumeMounts") or []
+        for i, mount in enumerate(list(mounts)):
+            if mount.get("name") != assets.volume:
+                continue
+            where = mount["mountPath"]
+            target = {
+                "name": assets_volume(position),
+                "mountPath": f"{where.rstrip('/')}/{path}" if path else where,
+                "readOnly": True,
+            }
+            if sub_path:
+                target["subPath"] = sub_path
+            if path:
+                mounts.append(target)
+            else:
+                mounts[i] = target
+
+
+def _init_containers(
+    pipeline: Pipeline, step_image: str, mounted: list[int]
+) -> list[dict[str, Any]]:
     containers: list[dict[str, Any]] = []
     tools_added = False
-    for step in pipeline.spec.steps:
+    for position, step in enumerate(pipeline.spec.steps):
         kind = step.type
+        if position in mounted:
+            continue
         if kind is StepType.COPY_ASSETS and not tools_added:
             tools_added = True
             containers.append(
@@ -287,7 +347,9 @@ def _sidecar(step: Step) -> dict[str, Any]:
     return container
 
 
-def _volumes(spec: PipelineSpec, template_volumes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _volumes(
+    spec: PipelineSpec, template_volumes: list[dict[str, Any]], mounted: list[int]
+) -> list[dict[str, Any]]:
     volumes = list(template_volumes)
     present = {volume.get("name") for volume in volumes}
 
@@ -299,8 +361,13 @@ def _volumes(spec: PipelineSpec, template_volumes: list[dict[str, Any]]) -> list
     for step in spec.steps:
         for name in _volume_names(step):
             add(name, {"emptyDir": {}})
-    if any(step.type is StepType.COPY_ASSETS for step in spec.steps):
+    copied = [i for i, s in enumerate(spec.steps) if s.copy_assets and i not in mounted]
+    if copied:
         add(TOOLS_VOLUME, {"emptyDir": {}})
+    for position in mounted:
+        assets = spec.steps[position].copy_assets
+        assert assets is not None
+        add(assets_volume(position), {"image": {"reference": assets.image}})
     if any(step.has_operator_targets for step in spec.steps):
         field = f"metadata.annotations['{RELEASED_ANNOTATION}']"
         add(

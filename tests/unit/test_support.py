@@ -29,3 +29,39 @@ def test_a_server_newer_than_the_newest_tested_minor_only_warns() -> None:
     assert support.untested_server((1, 38)) == (
         "Kubernetes 1.38 is newer than the newest tested minor 1.37; running anyway"
     )
+
+
+@pytest.mark.parametrize(
+    ("server", "runtimes", "expected"),
+    [
+        (
+            (1, 37),
+            ["containerd://2.4.2"],
+            (True, "every node's runtime mounts image volumes (containerd://2.4.2)"),
+        ),
+        (
+            (1, 35),
+            ["containerd://2.1.0", "cri-o://1.31.2"],
+            (
+                True,
+                "every node's runtime mounts image volumes (containerd://2.1.0, cri-o://1.31.2)",
+            ),
+        ),
+        (
+            (1, 35),
+            ["containerd://2.4.2", "containerd://1.6.20~ds1"],
+            (False, "node runtimes without image volumes: containerd://1.6.20~ds1"),
+        ),
+        (
+            (1, 35),
+            ["docker://28.0.1"],
+            (False, "node runtimes without image volumes: docker://28.0.1"),
+        ),
+        ((1, 34), ["containerd://2.4.2"], (False, "Kubernetes 1.34 is older than 1.35")),
+        ((1, 37), [], (False, "no node to look at")),
+    ],
+)
+def test_auto_mounts_when_the_server_and_every_node_runtime_support_image_volumes(
+    server: tuple[int, int], runtimes: list[str], expected: tuple[bool, str]
+) -> None:
+    assert support.image_volumes(server, runtimes) == expected
