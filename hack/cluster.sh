@@ -21,6 +21,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # --- settings (env overridable) ------------------------------------------------
+# INITPIPELINE_KUBERNETES=1.35 runs the 1.35 pin (hack/build/kubernetes-1.35) instead of
+# the default one (see hack/lib/common.sh); a running cluster keeps the pin it started with.
 API_PORT="${INITPIPELINE_API_PORT:-6443}"
 ETCD_CLIENT_PORT="${INITPIPELINE_ETCD_PORT:-2379}"
 ETCD_PEER_PORT="$((ETCD_CLIENT_PORT + 1))"
@@ -81,8 +83,16 @@ start() {
   local name="$1" bin="$2"; shift 2
   if alive "${name}"; then log "${name}: already running (pid $(pid_of "${name}"))"; return; fi
   log "starting ${name}"
-  # 8>&- 9>&-: the daemons must not inherit the up/down and build locks.
-  setsid "${bin}" "$@" >> "${LOGS}/${name}.log" 2>&1 < /dev/null 8>&- 9>&- &
+  # The daemons inherit no descriptor but stdio: not the up/down and build locks, nor a
+  # caller's (`flock -x /tmp/node-cluster.lock -c 'hack/cluster.sh up'` would otherwise stay
+  # locked for as long as the cluster runs).
+  (
+    for fd in /proc/"${BASHPID}"/fd/*; do
+      fd="${fd##*/}"
+      ((fd > 2)) && eval "exec ${fd}>&-"
+    done
+    exec setsid "${bin}" "$@" >> "${LOGS}/${name}.log" 2>&1 < /dev/null
+  ) &
   local pid=$! exe i
   exe="$(readlink -f "${bin}")"
   echo "${pid} ${exe}" > "${PIDS}/${name}.pid"
@@ -550,6 +560,13 @@ cmd_up() {
     cmd_down
   fi
   mkdir -p "${D}" "${LOGS}" "${PIDS}"
+  # One cluster runs one Kubernetes pin (INITPIPELINE_KUBERNETES): never mix two.
+  local pin running
+  pin="$(kube_version)"
+  running="$(cat "${D}/kubernetes-version" 2>/dev/null || echo "${pin}")"
+  [[ "${running}" == "${pin}" ]] \
+    || die "the cluster in ${D} runs Kubernetes ${running}, not ${pin} (INITPIPELINE_KUBERNETES=${INITPIPELINE_KUBERNETES:-}): hack/cluster.sh down first"
+  echo "${pin}" > "${D}/kubernetes-version"
   gen_pki
   gen_kubeconfigs
   up_control_plane
