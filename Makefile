@@ -94,15 +94,21 @@ MATRIX_ENV = INITPIPELINE_KUBERNETES=$(MATRIX_KUBERNETES) INITPIPELINE_CLUSTER_D
 	KUBECONFIG=$(MATRIX_DIR)/kubeconfig
 
 .PHONY: test-matrix
-test-matrix: ## Integration tier, then e2e tier, on Kubernetes $(MATRIX_KUBERNETES) (the default cluster is stopped for the e2e tier)
+test-matrix: test-matrix-integration test-matrix-e2e ## Integration, then e2e tier on the oldest supported minor (MATRIX_KUBERNETES=1.35)
+
+.PHONY: test-matrix-integration
+test-matrix-integration: ## Integration tier on a 1.35 control plane beside the default cluster
 	INITPIPELINE_KUBERNETES=$(MATRIX_KUBERNETES) hack/build.sh kubernetes
-	@# Integration (API server only): a control-plane cluster of that pin, beside the default one.
 	$(MATRIX_ENV) $(CLUSTER) up control-plane
 	$(MATRIX_ENV) INITPIPELINE_CLUSTER_LEVEL=control-plane uv run pytest -m integration tests/ $(PYTEST_ARGS) \
 		|| { rc=$$?; $(MATRIX_ENV) $(CLUSTER) down; exit $$rc; }
 	$(MATRIX_ENV) $(CLUSTER) down
-	@# e2e (real node): one node level fits on a machine, so the default cluster goes down
-	@# first; the matrix's node cluster is removed at the end (make test brings the default back).
+
+.PHONY: test-matrix-e2e
+test-matrix-e2e: ## e2e tier on a 1.35 node (stops the default cluster: one node level per machine)
+	INITPIPELINE_KUBERNETES=$(MATRIX_KUBERNETES) hack/build.sh kubernetes
+	@# The bridge, kubelet and CoreDNS addresses are fixed: the default cluster goes down first,
+	@# and the matrix's node cluster is removed at the end (make test brings the default back).
 	$(CLUSTER) down
 	INITPIPELINE_KUBERNETES=$(MATRIX_KUBERNETES) $(CLUSTER) up node
 	INITPIPELINE_KUBERNETES=$(MATRIX_KUBERNETES) uv run pytest -m e2e tests/ $(PYTEST_ARGS) \
