@@ -118,7 +118,9 @@ def _newer(a: Obj | None, b: Obj | None) -> Obj | None:
 
 
 async def _node_runtimes(kube: Kube) -> list[str]:
-    """Every node's containerRuntimeVersion; none when the operator may not list nodes."""
+    """Every node's containerRuntimeVersion; none when the operator may not list nodes.
+    Not asked when it watches some namespaces only: such an install has no cluster-wide
+    rights, and Auto copies there."""
     try:
         nodes, _ = await kube.list("/api/v1/nodes")
     except ApiError as error:
@@ -173,7 +175,8 @@ class Controller:
         untested = support.untested_server(version)
         if untested is not None:
             log.warning("%s", untested)
-        image_volumes, why = support.image_volumes(version, await _node_runtimes(kube))
+        runtimes = [] if settings.namespaces else await _node_runtimes(kube)
+        image_volumes, why = support.image_volumes(version, runtimes)
         log.info("copyAssets in Auto mode %s: %s", "mounts" if image_volumes else "copies", why)
         controller = cls(kube, settings, unsupported, image_volumes=image_volumes)
         await controller.run()

@@ -67,7 +67,7 @@ def image_volumes(server: tuple[int, int], runtimes: Sequence[str]) -> tuple[boo
     if server < IMAGE_VOLUME_SERVER:
         return False, f"Kubernetes {_dotted(server)} is older than {_dotted(IMAGE_VOLUME_SERVER)}"
     if not runtimes:
-        return False, "no node to look at"
+        return False, "no node's runtime known (none listed, or the operator may not list nodes)"
     older = sorted({r for r in runtimes if not _runtime_supports_image_volumes(r)})
     if older:
         return False, f"node runtimes without image volumes: {', '.join(older)}"

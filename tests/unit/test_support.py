@@ -58,7 +58,11 @@ def test_a_server_newer_than_the_newest_tested_minor_only_warns() -> None:
             (False, "node runtimes without image volumes: docker://28.0.1"),
         ),
         ((1, 34), ["containerd://2.4.2"], (False, "Kubernetes 1.34 is older than 1.35")),
-        ((1, 37), [], (False, "no node to look at")),
+        (
+            (1, 37),
+            [],
+            (False, "no node's runtime known (none listed, or the operator may not list nodes)"),
+        ),
     ],
 )
 def test_auto_mounts_when_the_server_and_every_node_runtime_support_image_volumes(
