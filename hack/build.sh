@@ -154,7 +154,9 @@ done
 for m in "${modules[@]}"; do
   keep=" $(bin_dir "$m") "
   if [[ "$m" == kubernetes ]]; then
-    for d in "${HACK_DIR}"/build/kubernetes-*/; do keep+=" ${CACHE_ROOT}/bin/kubernetes-$(pins_hash_of_dir "$d") "; done
+    for d in "${HACK_DIR}"/build/kubernetes/ "${HACK_DIR}"/build/kubernetes-*/; do
+      keep+=" ${CACHE_ROOT}/bin/kubernetes-$(pins_hash_of_dir "$d") "
+    done
   fi
   for d in "${CACHE_ROOT}/bin/${m}-"*; do
     # Only <module>-<hash>[.tmp.<pid>]: "cni-plugins-*" is not the cache of a module "cni".
