@@ -206,11 +206,15 @@ def _mount_assets(spec: PipelineSpec, position: int, pod_spec: dict[str, Any]) -
     ]
     sub_path, path = assets.from_.strip("/"), assets.path.strip("/")
     for container in containers:
-        mounts: list[dict[str, Any]] = container.get("volumeMounts") or []
+        mounts = container.get("volumeMounts") if isinstance(container, dict) else None
+        if not isinstance(mounts, list):
+            continue
         for i, mount in enumerate(list(mounts)):
-            if mount.get("name") != assets.volume:
+            # A malformed mount (no mountPath ...) is left as written: the API server refuses
+            # the Pod naming the field.
+            where = mount.get("mountPath") if isinstance(mount, dict) else None
+            if not isinstance(where, str) or mount.get("name") != assets.volume:
                 continue
-            where = mount["mountPath"]
             target = {
                 "name": assets_volume(position),
                 "mountPath": f"{where.rstrip('/')}/{path}" if path else where,

@@ -617,3 +617,18 @@ def test_auto_mounts_only_where_image_volumes_are_supported(
 
     assert ("assets" in init_containers(pod)) is copied
     assert ("initpipeline-assets-1" in volumes(pod)) is not copied
+
+
+def test_a_mount_of_the_volume_without_mount_path_is_left_for_the_api_server_to_refuse() -> None:
+    template = copy.deepcopy(WEB_TEMPLATE)
+    template["spec"]["containers"][0]["volumeMounts"] = [{"name": "site"}]
+    steps = [
+        {
+            "name": "a",
+            "copyAssets": {"image": "i:1", "from": "/d", "volume": "site", "mode": "Mount"},
+        }
+    ]
+
+    pod = render_pod(pipeline_of(steps, template=template), 0, IMAGE)
+
+    assert pod["spec"]["containers"][0]["volumeMounts"] == [{"name": "site"}]
