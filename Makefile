@@ -84,6 +84,37 @@ test: lint cluster-build ## Lint, then every test tier on the local cluster (nod
 	uv run pytest tests/ $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-deployment
 
+# The version matrix: the oldest supported minor (its pin: hack/build/kubernetes-$(MATRIX_KUBERNETES)).
+MATRIX_KUBERNETES ?= 1.35
+MATRIX_DIR ?= /tmp/initpipeline-cluster-$(MATRIX_KUBERNETES)
+# Its control-plane cluster runs beside the default one (other ports, dir and context).
+MATRIX_ENV = INITPIPELINE_KUBERNETES=$(MATRIX_KUBERNETES) INITPIPELINE_CLUSTER_DIR=$(MATRIX_DIR) \
+	INITPIPELINE_CONTEXT=initpipeline-matrix INITPIPELINE_API_PORT=7443 INITPIPELINE_ETCD_PORT=3379 \
+	INITPIPELINE_CONTROLLER_MANAGER_PORT=11257 INITPIPELINE_SCHEDULER_PORT=11259 \
+	KUBECONFIG=$(MATRIX_DIR)/kubeconfig
+
+.PHONY: test-matrix
+test-matrix: test-matrix-integration test-matrix-e2e ## Integration, then e2e tier on the oldest supported minor (MATRIX_KUBERNETES=1.35)
+
+.PHONY: test-matrix-integration
+test-matrix-integration: ## Integration tier on a 1.35 control plane beside the default cluster
+	INITPIPELINE_KUBERNETES=$(MATRIX_KUBERNETES) hack/build.sh kubernetes
+	$(MATRIX_ENV) $(CLUSTER) up control-plane
+	$(MATRIX_ENV) INITPIPELINE_CLUSTER_LEVEL=control-plane uv run pytest -m integration tests/ $(PYTEST_ARGS) \
+		|| { rc=$$?; $(MATRIX_ENV) $(CLUSTER) down; exit $$rc; }
+	$(MATRIX_ENV) $(CLUSTER) down
+
+.PHONY: test-matrix-e2e
+test-matrix-e2e: ## e2e tier on a 1.35 node (stops the default cluster: one node level per machine)
+	INITPIPELINE_KUBERNETES=$(MATRIX_KUBERNETES) hack/build.sh kubernetes
+	@# The bridge, kubelet and CoreDNS addresses are fixed: the default cluster goes down first,
+	@# and the matrix's node cluster is removed at the end (make test brings the default back).
+	$(CLUSTER) down
+	INITPIPELINE_KUBERNETES=$(MATRIX_KUBERNETES) $(CLUSTER) up node
+	INITPIPELINE_KUBERNETES=$(MATRIX_KUBERNETES) uv run pytest -m e2e tests/ $(PYTEST_ARGS) \
+		|| { rc=$$?; $(CLUSTER) down; exit $$rc; }
+	$(CLUSTER) down
+
 .PHONY: test-deployment
 test-deployment: ## The operator's image in the cluster: deploy/ (2 replicas, failover), Helm, incluster seeds
 	@# A session of its own: the deployed operator watches every namespace. Exit 5 (no test

@@ -7,6 +7,8 @@
 #
 # Modules are the dirs under hack/build/ (BUILD_MODULES in hack/lib/common.sh):
 #   hack/build.sh helm                   builds only helm
+#   INITPIPELINE_KUBERNETES=1.35 hack/build.sh kubernetes
+#                                        builds the 1.35 pin (hack/build/kubernetes-1.35)
 # Binaries land in ~/.cache/initpipeline/bin/<module>-<pins hash>/ and are only
 # rebuilt when that hash changes; the Go build cache (~/.cache/go-build) and
 # module cache (~/go/pkg/mod) make a rebuild after a pin bump incremental.
@@ -24,6 +26,13 @@ packages_of() {
     etcd) echo . ;;
     coredns) echo . ;;
     helm) echo helm.sh/helm/v3/cmd/helm ;;
+    containerd) echo github.com/containerd/containerd/v2/cmd/containerd \
+                     github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+                     github.com/containerd/containerd/v2/cmd/ctr ;;
+    runc) echo github.com/opencontainers/runc ;;
+    cni-plugins) echo github.com/containernetworking/plugins/plugins/main/bridge \
+                      github.com/containernetworking/plugins/plugins/ipam/host-local \
+                      github.com/containernetworking/plugins/plugins/main/loopback ;;
   esac
 }
 
@@ -33,6 +42,9 @@ binaries_of() {
     etcd) echo etcd ;;
     coredns) echo coredns ;;
     helm) echo helm ;;
+    containerd) echo containerd containerd-shim-runc-v2 ctr ;;
+    runc) echo runc ;;
+    cni-plugins) echo bridge host-local loopback ;;
   esac
 }
 
@@ -65,24 +77,43 @@ ldflags_of() {
       ldflags+=" -X helm.sh/helm/v3/internal/version.version=${v} -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
       ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${minor}"
       ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${minor}" ;;
+    containerd)
+      # As containerd's Makefile: the CRI reports this version to the kubelet, which
+      # shows it as the node's containerRuntimeVersion (the operator reads it there).
+      v="$(module_version containerd github.com/containerd/containerd/v2)"
+      ldflags+=" -X github.com/containerd/containerd/v2/version.Version=${v} -X github.com/containerd/containerd/v2/version.Revision=${v}" ;;
+    runc)
+      v="$(module_version runc github.com/opencontainers/runc)"
+      ldflags+=" -X main.version=${v#v}" ;;
+    cni-plugins)
+      v="$(module_version cni-plugins github.com/containernetworking/plugins)"
+      ldflags+=" -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=${v}" ;;
   esac
   echo "${ldflags}"
 }
 
 build_module() {
-  local mod="$1" dir tmp ldflags start
+  local mod="$1" dir tmp ldflags start src
   dir="$(bin_dir "${mod}")"
+  src="$(module_dir "${mod}")"
   ldflags="$(ldflags_of "${mod}")"
   tmp="${dir}.tmp.$$"
   rm -rf "${tmp}"; mkdir -p "${tmp}"
   start=$(date +%s)
   log "building ${mod} ($(binaries_of "${mod}")) into ${dir}"
   # shellcheck disable=SC2046  # word splitting of the package list is intended
-  (cd "${HACK_DIR}/build/${mod}" && CGO_ENABLED=0 go build -trimpath -ldflags="${ldflags}" -o "${tmp}/" $(packages_of "${mod}"))
+  (
+    cd "${src}"
+    # build.env (part of the pins) may turn cgo on and set build tags (runc: seccomp).
+    CGO_ENABLED=0; TAGS=""
+    # shellcheck disable=SC1091
+    [[ -f build.env ]] && source build.env
+    CGO_ENABLED="${CGO_ENABLED}" go build -trimpath -tags="${TAGS}" -ldflags="${ldflags}" -o "${tmp}/" $(packages_of "${mod}")
+  )
   if [[ "$(packages_of "${mod}")" == . ]]; then
     # "go build ." names the binary after the module's last path element.
     local built
-    built="${tmp}/$(basename "$(awk '$1=="module"{print $2}' "${HACK_DIR}/build/${mod}/go.mod")")"
+    built="${tmp}/$(basename "$(awk '$1=="module"{print $2}' "${src}/go.mod")")"
     [[ "${built}" == "${tmp}/${mod}" ]] || mv "${built}" "${tmp}/${mod}"
   fi
   date -u +%FT%TZ > "${tmp}/.complete"
@@ -99,7 +130,7 @@ esac
 modules=("${BUILD_MODULES[@]}")
 if (( $# )); then
   for m in "$@"; do
-    [[ -n "$(binaries_of "$m")" && -f "${HACK_DIR}/build/${m}/go.mod" ]] \
+    [[ -n "$(binaries_of "$m")" && -f "$(module_dir "$m")/go.mod" ]] \
       || die "unknown module '${m}' (modules: ${BUILD_MODULES[*]})"
   done
   modules=("$@")
@@ -118,11 +149,19 @@ if ! flock -n 9; then log "another build is running; waiting for it"; flock 9; f
 for m in "${modules[@]}"; do
   if is_built "$m"; then log "${m}: cached in $(bin_dir "$m")"; else build_module "$m"; fi
 done
-# Drop binaries of pins no longer in use, so the cache does not grow forever.
+# Drop binaries of pins no longer in use, so the cache does not grow forever
+# (every Kubernetes pin of the matrix is in use: each keeps its dir).
 for m in "${modules[@]}"; do
-  keep="$(bin_dir "$m")"
+  keep=" $(bin_dir "$m") "
+  if [[ "$m" == kubernetes ]]; then
+    for d in "${HACK_DIR}"/build/kubernetes/ "${HACK_DIR}"/build/kubernetes-*/; do
+      keep+=" ${CACHE_ROOT}/bin/kubernetes-$(pins_hash_of_dir "$d") "
+    done
+  fi
   for d in "${CACHE_ROOT}/bin/${m}-"*; do
-    [[ -e "$d" && "$d" != "${keep}" ]] || continue
+    # Only <module>-<hash>[.tmp.<pid>]: "cni-plugins-*" is not the cache of a module "cni".
+    [[ "${d#"${CACHE_ROOT}/bin/${m}-"}" =~ ^[0-9a-f]{16}(\.tmp\.[0-9]+)?$ ]] || continue
+    [[ -e "$d" && "${keep}" != *" $d "* ]] || continue
     # A .tmp.<pid> dir belongs to a build in progress only while that PID lives.
     if [[ "$d" == *.tmp.* ]] && kill -0 "${d##*.tmp.}" 2>/dev/null; then continue; fi
     log "removing stale ${d}"; rm -rf "$d"

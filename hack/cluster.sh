@@ -21,6 +21,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # --- settings (env overridable) ------------------------------------------------
+# INITPIPELINE_KUBERNETES=1.35 runs the 1.35 pin (hack/build/kubernetes-1.35) instead of
+# the default one (see hack/lib/common.sh); a running cluster keeps the pin it started with.
 API_PORT="${INITPIPELINE_API_PORT:-6443}"
 ETCD_CLIENT_PORT="${INITPIPELINE_ETCD_PORT:-2379}"
 ETCD_PEER_PORT="$((ETCD_CLIENT_PORT + 1))"
@@ -50,11 +52,13 @@ CTR_SOCK="${D}/containerd/containerd.sock"
 CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 NODE=(containerd kubelet kube-proxy coredns apiserver-proxy)
 
-K8S_BIN=""; ETCD_BIN=""; COREDNS_BIN=""
+K8S_BIN=""; ETCD_BIN=""; COREDNS_BIN=""; CONTAINERD_BIN=""; RUNC_BIN=""; CNI_BIN=""
 resolve_binaries() {
   K8S_BIN="$(bin_dir kubernetes)"; ETCD_BIN="$(bin_dir etcd)"; COREDNS_BIN="$(bin_dir coredns)"
+  CONTAINERD_BIN="$(bin_dir containerd)"; RUNC_BIN="$(bin_dir runc)"; CNI_BIN="$(bin_dir cni-plugins)"
 }
 kubectl_() { "${K8S_BIN}/kubectl" --kubeconfig "${KUBECONFIG_PATH}" "$@"; }
+ctr_() { "${CONTAINERD_BIN}/ctr" --address "${CTR_SOCK}" "$@"; }
 
 # --- processes ------------------------------------------------------------------
 # pids/<name>.pid holds "<pid> <binary>"; a PID only counts as ours while
@@ -79,8 +83,16 @@ start() {
   local name="$1" bin="$2"; shift 2
   if alive "${name}"; then log "${name}: already running (pid $(pid_of "${name}"))"; return; fi
   log "starting ${name}"
-  # 8>&- 9>&-: the daemons must not inherit the up/down and build locks.
-  setsid "${bin}" "$@" >> "${LOGS}/${name}.log" 2>&1 < /dev/null 8>&- 9>&- &
+  # The daemons inherit no descriptor but stdio: not the up/down and build locks, nor a
+  # caller's (`flock -x /tmp/node-cluster.lock -c 'hack/cluster.sh up'` would otherwise stay
+  # locked for as long as the cluster runs).
+  (
+    for fd in /proc/"${BASHPID}"/fd/*; do
+      fd="${fd##*/}"
+      ((fd > 2)) && eval "exec ${fd}>&-"
+    done
+    exec setsid "${bin}" "$@" >> "${LOGS}/${name}.log" 2>&1 < /dev/null
+  ) &
   local pid=$! exe i
   exe="$(readlink -f "${bin}")"
   echo "${pid} ${exe}" > "${PIDS}/${name}.pid"
@@ -344,44 +356,52 @@ start_containerd() {
     (
       export HTTP_PROXY=http://127.0.0.1:1 HTTPS_PROXY=http://127.0.0.1:1 NO_PROXY=''
       export http_proxy="${HTTP_PROXY}" https_proxy="${HTTPS_PROXY}" no_proxy=''
-      start containerd "$(command -v containerd)" --config "${D}/containerd/config.toml"
+      # containerd finds its shim (containerd-shim-runc-v2) on PATH.
+      export PATH="${CONTAINERD_BIN}:${PATH}"
+      start containerd "${CONTAINERD_BIN}/containerd" --config "${D}/containerd/config.toml"
     )
-    wait_for "containerd socket" containerd ctr --address "${CTR_SOCK}" version
+    wait_for "containerd socket" containerd ctr_ version
   fi
   "${HACK_DIR}/images/build.sh" import "${CTR_SOCK}"
 }
 
 write_containerd_config() {
   mkdir -p "${D}/containerd"
-  # All of containerd's state (images, snapshots, runc state, Pod netns mounts)
-  # stays under the cluster dir, so down can remove every trace.
+  # containerd 2 (config version 3), runc and the CNI plugins are built from their Go
+  # modules (hack/build/{containerd,runc,cni-plugins}). All of containerd's state
+  # (images, snapshots, runc state, Pod netns mounts) stays under the cluster dir, so
+  # down can remove every trace.
   cat > "${D}/containerd/config.toml" <<EOF
-version = 2
+version = 3
 root = "${D}/containerd/root"
 state = "${D}/containerd/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.tracing"]
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs", "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp", "io.containerd.nri.v1.nri"]
 [grpc]
   address = "${CTR_SOCK}"
 [ttrpc]
   address = "${CTR_SOCK}.ttrpc"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${PAUSE_IMAGE}"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "${PAUSE_IMAGE}"
+[plugins."io.containerd.cri.v1.runtime"]
   # No CAP_SYS_RESOURCE in this sandbox: negative oom_score_adj is refused.
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
   enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        BinaryName = "${RUNC_BIN}/runc"
         Root = "${D}/containerd/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["${CNI_BIN}"]
     conf_dir = "${D}/cni/net.d"
 EOF
 }
@@ -518,8 +538,7 @@ start_apiserver_proxy() {
 up_node() {
   [[ "$(id -u)" == 0 ]] || die "the node level needs root (bridge, iptables, mounts, containerd)"
   local t
-  for t in containerd runc ctr ip iptables socat; do command -v "$t" >/dev/null || die "missing $t (see .ci/run)"; done
-  [[ -x /usr/lib/cni/bridge ]] || die "missing CNI plugins in /usr/lib/cni (apt-get install containernetworking-plugins)"
+  for t in ip iptables socat; do command -v "$t" >/dev/null || die "missing $t (see .ci/run)"; done
   setup_network
   start_apiserver_proxy
   start_containerd
@@ -541,6 +560,13 @@ cmd_up() {
     cmd_down
   fi
   mkdir -p "${D}" "${LOGS}" "${PIDS}"
+  # One cluster runs one Kubernetes pin (INITPIPELINE_KUBERNETES): never mix two.
+  local pin running
+  pin="$(kube_version)"
+  running="$(cat "${D}/kubernetes-version" 2>/dev/null || echo "${pin}")"
+  [[ "${running}" == "${pin}" ]] \
+    || die "the cluster in ${D} runs Kubernetes ${running}, not ${pin} (INITPIPELINE_KUBERNETES=${INITPIPELINE_KUBERNETES:-}): hack/cluster.sh down first"
+  echo "${pin}" > "${D}/kubernetes-version"
   gen_pki
   gen_kubeconfigs
   up_control_plane
@@ -561,17 +587,17 @@ remove_pod_leftovers() {
       # Let the kubelet tear Pods down properly (CNI DEL, volume unmounts) first.
       kubectl_ delete pods --all --all-namespaces --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
       deadline=$((SECONDS + 20))
-      while ((SECONDS < deadline)) && ctr --address "${CTR_SOCK}" -n k8s.io tasks ls 2>/dev/null \
+      while ((SECONDS < deadline)) && ctr_ -n k8s.io tasks ls 2>/dev/null \
           | awk 'NR > 1 && $3 == "RUNNING" {found = 1} END {exit !found}'; do
         sleep 0.5
       done
     fi
     stop kubelet
-    ids="$(ctr --address "${CTR_SOCK}" -n k8s.io tasks ls -q 2>/dev/null || true)"
-    for id in ${ids}; do ctr --address "${CTR_SOCK}" -n k8s.io tasks kill -s SIGKILL "${id}" >/dev/null 2>&1 || true; done
-    for id in ${ids}; do ctr --address "${CTR_SOCK}" -n k8s.io tasks rm -f "${id}" >/dev/null 2>&1 || true; done
-    ids="$(ctr --address "${CTR_SOCK}" -n k8s.io containers ls -q 2>/dev/null || true)"
-    for id in ${ids}; do ctr --address "${CTR_SOCK}" -n k8s.io containers rm "${id}" >/dev/null 2>&1 || true; done
+    ids="$(ctr_ -n k8s.io tasks ls -q 2>/dev/null || true)"
+    for id in ${ids}; do ctr_ -n k8s.io tasks kill -s SIGKILL "${id}" >/dev/null 2>&1 || true; done
+    for id in ${ids}; do ctr_ -n k8s.io tasks rm -f "${id}" >/dev/null 2>&1 || true; done
+    ids="$(ctr_ -n k8s.io containers ls -q 2>/dev/null || true)"
+    for id in ${ids}; do ctr_ -n k8s.io containers rm "${id}" >/dev/null 2>&1 || true; done
   fi
   stop kubelet
   stop containerd

@@ -90,6 +90,17 @@ def operator_image(local_cluster: bool) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def ctr() -> str:
+    """The ctr built with the local node's containerd (hack/build/containerd)."""
+    out = subprocess.run(
+        [str(REPO / "hack" / "build.sh"), "--print", "containerd"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return str(Path(out.split()[1]) / "ctr")
+
+
 def _render_image(image: str) -> str:
     """A strategic-merge patch setting the operator's INITPIPELINE_RENDER_IMAGE to `image`."""
     env = [{"name": "INITPIPELINE_RENDER_IMAGE", "value": image}]

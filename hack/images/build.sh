@@ -106,7 +106,7 @@ import_images() {
   dir="$(build_images)"
   for tar in "${dir}"/*.tar; do
     # Re-importing identical content only re-points the name: idempotent.
-    ctr --address "${address}" -n k8s.io images import "${tar}" >/dev/null \
+    "$(ctr_path)" --address "${address}" -n k8s.io images import "${tar}" >/dev/null \
       || die "ctr import ${tar} failed"
   done
   log "imported ${#ALL_IMAGES[@]} image names from ${dir}"

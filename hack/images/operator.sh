@@ -101,7 +101,7 @@ build_image() {
 import_image() {
   local address="${1:-${CLUSTER_DIR}/containerd/containerd.sock}" archive ref
   archive="$(build_image)"
-  ctr --address "${address}" -n k8s.io images import "${archive}" >/dev/null \
+  "$(ctr_path)" --address "${address}" -n k8s.io images import "${archive}" >/dev/null \
     || die "ctr import ${archive} failed"
   # The archive's own key: the tree may have changed since it was built.
   ref="${IMAGE_REPO}:$(basename "${archive}" .tar)"

@@ -26,9 +26,16 @@ from initpipeline.settings import DEFAULT_RENDER_IMAGE, Settings, SettingsError
 from initpipeline.spec import API_VERSION, KIND, InvalidSpec, parse_pipeline
 
 
-def render(path: str, step_image: str, render_image: str = DEFAULT_RENDER_IMAGE) -> str:
+def render(
+    path: str,
+    step_image: str,
+    render_image: str = DEFAULT_RENDER_IMAGE,
+    image_volumes: bool = False,
+) -> str:
     """YAML of the Pods the operator would create for every InitPipeline in the file (none
-    for a suspended one), each pipeline's Pods followed by the Jobs of its `once` steps."""
+    for a suspended one), each pipeline's Pods followed by the Jobs of its `once` steps,
+    after a comment naming how each copyAssets step gets its files (`image_volumes`: as on
+    a cluster whose nodes support image volumes)."""
     with open(sys.stdin.fileno() if path == "-" else path, encoding="utf-8") as stream:
         documents = [doc for doc in yaml.safe_load_all(stream) if doc]
     pipelines = [
@@ -43,9 +50,20 @@ def render(path: str, step_image: str, render_image: str = DEFAULT_RENDER_IMAGE)
         obj
         for p in pipelines
         if not p.spec.suspend
-        for obj in (*render_pods(p, step_image, render_image=render_image), *render_jobs(p))
+        for obj in (
+            *render_pods(p, step_image, render_image=render_image, image_volumes=image_volumes),
+            *render_jobs(p),
+        )
     ]
-    return yaml.safe_dump_all(objects, sort_keys=False)
+    modes = [
+        f"# {p.name}: copyAssets step {step.name}: "
+        f"{'Mount' if step.copy_assets.mounted(image_volumes) else 'Copy'} "
+        f"(mode {step.copy_assets.mode})\n"
+        for p in pipelines
+        for step in p.spec.steps
+        if step.copy_assets is not None
+    ]
+    return "".join(modes) + yaml.safe_dump_all(objects, sort_keys=False)
 
 
 def run(settings: Settings) -> None:
@@ -152,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("run", help="run the operator (settings from INITPIPELINE_* variables)")
     render_parser = commands.add_parser("render", help="print the Pods for an InitPipeline file")
     render_parser.add_argument("-f", "--filename", required=True, help="YAML file, or - for stdin")
+    render_parser.add_argument(
+        "--image-volumes",
+        action="store_true",
+        help="render for a cluster whose nodes support image volumes (copyAssets Auto mounts)",
+    )
     describe_parser = commands.add_parser(
         "describe", help="one pipeline: steps on a time axis, waits, conditions, events"
     )
@@ -169,7 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(asyncio.run(_graph(args.namespace, args.format)))
         elif args.command == "render":
             settings = Settings.from_env()
-            sys.stdout.write(render(args.filename, settings.step_image, settings.render_image))
+            sys.stdout.write(
+                render(
+                    args.filename, settings.step_image, settings.render_image, args.image_volumes
+                )
+            )
         else:
             run(Settings.from_env())
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from initpipeline import deps, metrics
+from initpipeline import deps, metrics, support
 from initpipeline.access import AccessReviews
 from initpipeline.cache import Dependency, DependencyCache, dependencies_of
 from initpipeline.fields import condition_true, seconds_between, timestamp
@@ -67,7 +67,6 @@ from initpipeline.workqueue import WorkQueue, jittered
 log = logging.getLogger(__name__)
 
 PIPELINES = Resource(API_VERSION, KIND, PLURAL, namespaced=True)
-MINIMUM_VERSION = (1, 29)
 # A pipeline with nothing in progress (Ready, or Stalled on a user's action) is still looked
 # at now and then.
 IDLE_RESYNC_SECONDS = 300.0
@@ -131,12 +130,38 @@ def _newer(a: Obj | None, b: Obj | None) -> Obj | None:
     return b if va is not None and vb is not None and vb > va else a
 
 
+async def _node_runtimes(kube: Kube) -> list[str]:
+    """Every node's containerRuntimeVersion; none when the operator may not list nodes.
+    Not asked when it watches some namespaces only: such an install has no cluster-wide
+    rights, and Auto copies there."""
+    try:
+        nodes, _ = await kube.list("/api/v1/nodes")
+    except ApiError as error:
+        if error.status != 403:
+            raise
+        log.info("cannot list nodes (%s): copyAssets in Auto mode copies", error)
+        return []
+    return [
+        str(((node.get("status") or {}).get("nodeInfo") or {}).get("containerRuntimeVersion", ""))
+        for node in nodes
+    ]
+
+
 class Controller:
-    def __init__(self, kube: Kube, settings: Settings, unsupported_cluster: str | None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        unsupported_cluster: str | None,
+        *,
+        image_volumes: bool = False,
+    ) -> None:
         # The informers and workers start in `run`, once this process may reconcile.
         self.kube = kube
         self.settings = settings
         self.unsupported_cluster = unsupported_cluster
+        # copyAssets steps in Auto mode mount their image (support.image_volumes).
+        self.image_volumes = image_volumes
         self.cache = DependencyCache(kube, not settings.namespaces, self._dependency_changed)
         self.access = AccessReviews(kube, self._dependency_changed, namespaces=settings.namespaces)
         self.pipelines: list[Informer] = []
@@ -161,15 +186,17 @@ class Controller:
 
     @classmethod
     async def start(cls, kube: Kube, settings: Settings) -> Controller:
-        major, minor = await kube.server_version()
-        unsupported = None
-        if (major, minor) < MINIMUM_VERSION:
-            unsupported = (
-                f"Kubernetes {major}.{minor} is too old: InitPipeline needs "
-                f"{MINIMUM_VERSION[0]}.{MINIMUM_VERSION[1]} or newer (native sidecars)"
-            )
+        version = await kube.server_version()
+        unsupported = support.unsupported_server(version)
+        if unsupported is not None:
             log.error("%s; pipelines will report Stalled/UnsupportedCluster", unsupported)
-        controller = cls(kube, settings, unsupported)
+        untested = support.untested_server(version)
+        if untested is not None:
+            log.warning("%s", untested)
+        runtimes = [] if settings.namespaces else await _node_runtimes(kube)
+        image_volumes, why = support.image_volumes(version, runtimes)
+        log.info("copyAssets in Auto mode %s: %s", "mounts" if image_volumes else "copies", why)
+        controller = cls(kube, settings, unsupported, image_volumes=image_volumes)
         await controller.run()
         return controller
 
@@ -434,7 +461,11 @@ class Controller:
         connection) is raised: the key is retried with backoff and the pipeline is not
         Stalled for it."""
         plan = plan_pods(
-            pipeline, pods, self.settings.step_image, render_image=self.settings.render_image
+            pipeline,
+            pods,
+            self.settings.step_image,
+            render_image=self.settings.render_image,
+            image_volumes=self.image_volumes,
         )
         writes = self._own_writes.setdefault((pipeline.namespace, pipeline.name), OwnWrites())
         return await self._converge(PODS, pipeline, plan.delete, plan.create, writes=writes)

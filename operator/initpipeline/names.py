@@ -47,3 +47,11 @@ WAIT_TIMEOUT_EXIT_CODE: Final = 124
 
 # Where download, copyAssets and prepareVolume steps mount their target volume.
 TARGET_DIR: Final = "/var/run/initpipeline-volume"
+
+# A copyAssets step in Mount mode: the image volume of step number <index> (0-based).
+ASSETS_VOLUME_PREFIX: Final = f"{RESERVED_PREFIX}assets-"
+
+
+def assets_volume(index: int) -> str:
+    """The image volume that mounts the assets of the copyAssets step at `index`."""
+    return f"{ASSETS_VOLUME_PREFIX}{index}"

@@ -142,6 +142,7 @@ def plan_pods(
     step_image: str,
     *,
     render_image: str = DEFAULT_RENDER_IMAGE,
+    image_volumes: bool = False,
 ) -> PodPlan:
     """Create the missing replicas (the next attempt of a failed one while spec.retries
     allows) and replace the Pods of old revisions, both as spec.strategy allows in this pass
@@ -197,7 +198,12 @@ def plan_pods(
     return PodPlan(
         create=[
             render_pod(
-                pipeline, wanted[name][0], step_image, wanted[name][1], render_image=render_image
+                pipeline,
+                wanted[name][0],
+                step_image,
+                wanted[name][1],
+                render_image=render_image,
+                image_volumes=image_volumes,
             )
             for name in missing[: replacement.create]
         ],

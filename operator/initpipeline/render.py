@@ -11,11 +11,15 @@ Pod shape:
   The release annotation is not pre-set: the operator patches it when API-side targets hold.
 - spec: the template's Pod spec as given (restartPolicy, serviceAccountName, securityContext
   ...), plus one init container per step in spec order, named after the step. In front of
-  the first copyAssets step comes TOOLS_CONTAINER, which belongs to that step (the status
-  reports it as that step).
+  the first copied copyAssets step comes TOOLS_CONTAINER, which belongs to that step (the
+  status reports it as that step). A mounted copyAssets step (`CopyAssets.mounted`) has no
+  container: its image volume (`assets_volume`, sub-path `from`) is mounted read-only at
+  `path` inside each later container's mount of the step's volume (in place of that mount
+  when `path` is empty).
 - volumes: the template's, then an emptyDir for each volume a step names (its target volume
-  or a volumeMount) that the template lacks, then TOOLS_VOLUME (copyAssets) and the
-  SIGNAL_VOLUME downward API volume (wait steps with API-side targets).
+  or a volumeMount) that the template lacks, then TOOLS_VOLUME (copied copyAssets), the
+  image volume of each mounted copyAssets step and the SIGNAL_VOLUME downward API volume
+  (wait steps with API-side targets).
 
 Generated containers (wait, download, copyAssets, tools) are hardened to the "restricted"
 Pod Security level: non-root uid/gid 65532, no privilege escalation, all capabilities
@@ -53,6 +57,7 @@ from initpipeline.names import (
     TOOLS_CONTAINER,
     TOOLS_DIR,
     TOOLS_VOLUME,
+    assets_volume,
 )
 from initpipeline.settings import DEFAULT_RENDER_IMAGE
 from initpipeline.spec import (
@@ -129,11 +134,17 @@ def operator_released(pipeline: Pipeline, step: Step) -> bool:
 
 
 def render_pods(
-    pipeline: Pipeline, step_image: str, *, render_image: str = DEFAULT_RENDER_IMAGE
+    pipeline: Pipeline,
+    step_image: str,
+    *,
+    render_image: str = DEFAULT_RENDER_IMAGE,
+    image_volumes: bool = False,
 ) -> list[dict[str, Any]]:
     """The Pods of replicas 0 .. replicas-1 (suspend is the caller's business)."""
     return [
-        render_pod(pipeline, index, step_image, render_image=render_image)
+        render_pod(
+            pipeline, index, step_image, render_image=render_image, image_volumes=image_volumes
+        )
         for index in range(pipeline.spec.replicas)
     ]
 
@@ -145,10 +156,12 @@ def render_pod(
     attempt: int = 1,
     *,
     render_image: str = DEFAULT_RENDER_IMAGE,
+    image_volumes: bool = False,
 ) -> dict[str, Any]:
     """The Pod of replica `index` (its `attempt`: spec.retries); `step_image` runs the
     generated steps (needs busybox), `render_image` the renderConfig steps (the operator's
-    image: `renderconfig`)."""
+    image: `renderconfig`). `image_volumes`: the cluster and its nodes support image
+    volumes, so copyAssets steps in Auto mode mount their image."""
     spec = pipeline.spec
     template = copy.deepcopy(spec.template)
     template_meta = template.get("metadata") or {}
@@ -171,8 +184,11 @@ def render_pod(
         metadata["annotations"] = template_meta["annotations"]
     metadata["ownerReferences"] = _owned_by(pipeline)
     pod_spec: dict[str, Any] = template["spec"]
-    pod_spec["initContainers"] = _init_containers(pipeline, step_image, render_image)
-    volumes = _volumes(pipeline, pod_spec.get("volumes") or [])
+    mounted = [i for i, step in enumerate(spec.steps) if _mounted(step, image_volumes)]
+    pod_spec["initContainers"] = _init_containers(pipeline, step_image, render_image, mounted)
+    for position in mounted:
+        _mount_assets(spec, position, pod_spec)
+    volumes = _volumes(pipeline, pod_spec.get("volumes") or [], mounted)
     if volumes:
         pod_spec["volumes"] = volumes
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
@@ -238,13 +254,54 @@ def _target_mount(volume: str) -> dict[str, Any]:
     return {"name": volume, "mountPath": TARGET_DIR}
 
 
+def _mounted(step: Step, image_volumes: bool) -> bool:
+    return step.copy_assets is not None and step.copy_assets.mounted(image_volumes)
+
+
+def _mount_assets(spec: PipelineSpec, position: int, pod_spec: dict[str, Any]) -> None:
+    """Mount the image volume of the copyAssets step at `position` where its copy would be:
+    at `path` inside the step's volume, in every later init container and every main
+    container that mounts that volume."""
+    assets = spec.steps[position].copy_assets
+    assert assets is not None
+    later = {step.name for step in spec.steps[position + 1 :]}
+    containers = [
+        *(c for c in pod_spec["initContainers"] if c["name"] in later),
+        *(pod_spec.get("containers") or []),
+    ]
+    sub_path, path = assets.from_.strip("/"), assets.path.strip("/")
+    for container in containers:
+        mounts = container.get("volumeMounts") if isinstance(container, dict) else None
+        if not isinstance(mounts, list):
+            continue
+        for i, mount in enumerate(list(mounts)):
+            # A malformed mount (no mountPath ...) is left as written: the API server refuses
+            # the Pod naming the field.
+            where = mount.get("mountPath") if isinstance(mount, dict) else None
+            if not isinstance(where, str) or mount.get("name") != assets.volume:
+                continue
+            target = {
+                "name": assets_volume(position),
+                "mountPath": f"{where.rstrip('/')}/{path}" if path else where,
+                "readOnly": True,
+            }
+            if sub_path:
+                target["subPath"] = sub_path
+            if path:
+                mounts.append(target)
+            else:
+                mounts[i] = target
+
+
 def _init_containers(
-    pipeline: Pipeline, step_image: str, render_image: str
+    pipeline: Pipeline, step_image: str, render_image: str, mounted: list[int]
 ) -> list[dict[str, Any]]:
     containers: list[dict[str, Any]] = []
     tools_added = False
-    for step in pipeline.spec.steps:
+    for position, step in enumerate(pipeline.spec.steps):
         kind = step.type
+        if position in mounted:
+            continue
         if kind is StepType.COPY_ASSETS and not tools_added:
             tools_added = True
             containers.append(
@@ -504,7 +561,9 @@ def _restricted(container: dict[str, Any], pod_security: dict[str, Any]) -> dict
     return security
 
 
-def _volumes(pipeline: Pipeline, template_volumes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _volumes(
+    pipeline: Pipeline, template_volumes: list[dict[str, Any]], mounted: list[int]
+) -> list[dict[str, Any]]:
     spec = pipeline.spec
     volumes = list(template_volumes)
     present = {volume.get("name") for volume in volumes}
@@ -517,8 +576,13 @@ def _volumes(pipeline: Pipeline, template_volumes: list[dict[str, Any]]) -> list
     for step in spec.steps:
         for name in [] if step.is_once else _volume_names(step):  # a Job's, not the Pods'
             add(name, {"emptyDir": {}})
-    if any(step.type is StepType.COPY_ASSETS for step in spec.steps):
+    copied = [i for i, s in enumerate(spec.steps) if s.copy_assets and i not in mounted]
+    if copied:
         add(TOOLS_VOLUME, {"emptyDir": {}})
+    for position in mounted:
+        assets = spec.steps[position].copy_assets
+        assert assets is not None
+        add(assets_volume(position), {"image": {"reference": assets.image}})
     if any(operator_released(pipeline, step) for step in spec.steps):
         field = f"metadata.annotations['{RELEASED_ANNOTATION}']"
         add(

@@ -329,11 +329,25 @@ class Download(_Model):
         return value.lower() if value is not None else None
 
 
+class AssetsMode(enum.StrEnum):
+    """How a copyAssets step puts the image's files in place (`copyAssets.mode`)."""
+
+    COPY = "Copy"  # the assets image runs and copies them into the volume
+    MOUNT = "Mount"  # an image volume (subPath `from`) is mounted read-only, nothing runs
+    AUTO = "Auto"  # Mount where the cluster and every node support image volumes, else Copy
+
+
 class CopyAssets(_Model):
     image: str = Field(min_length=1)
     from_: str = Field(alias="from", min_length=1, max_length=1024)
     volume: str
     path: str = Field(default="", max_length=1024)
+    mode: AssetsMode = AssetsMode.AUTO
+
+    def mounted(self, image_volumes: bool) -> bool:
+        """Whether this step mounts its image (Mount, or Auto where `image_volumes`: the
+        cluster and its nodes support image volumes)."""
+        return self.mode is AssetsMode.MOUNT or (self.mode is AssetsMode.AUTO and image_volumes)
 
     _volume = field_validator("volume")(_dns_label)
     _volume_reserved = field_validator("volume")(_not_reserved)

@@ -139,7 +139,7 @@ def kill_container(pod: dict[str, Any]) -> None:
     socket = deployment.CLUSTER_DIR / "containerd" / "containerd.sock"
     subprocess.run(
         [
-            "ctr",
+            deployment.ctr(),
             "--address",
             str(socket),
             "-n",

@@ -182,9 +182,9 @@ def test_full_api_example_is_accepted_unchanged(kubectl: Kubectl, namespace: str
     assert result.returncode == 0, result.stderr
 
     # Stored as sent (nothing pruned: step containers and the Pod template keep their Container
-    # fields), plus the one default the example leaves out.
+    # fields), plus the two defaults the example leaves out.
     expected = copy.deepcopy(sent["spec"])
-    expected["steps"][2]["copyAssets"]["path"] = ""
+    expected["steps"][2]["copyAssets"].update(path="", mode="Auto")
     assert get(kubectl, namespace, "shop-web")["spec"] == expected
 
 
@@ -209,6 +209,7 @@ def test_defaults_are_filled_in(kubectl: Kubectl, namespace: str) -> None:
     assert spec["replicas"] == 1
     assert spec["suspend"] is False
     assert spec["steps"][0]["copyAssets"]["path"] == ""
+    assert spec["steps"][0]["copyAssets"]["mode"] == "Auto"
     assert spec["steps"][1]["waitFor"][0]["resource"]["condition"] == "Ready"
 
 
@@ -761,6 +762,20 @@ INVALID: list[Any] = [
             "spec.activeDeadlineSeconds in body should be greater than or equal to 1"
         ],
         id="deadline-zero",
+    ),
+    pytest.param(
+        with_steps(
+            {
+                "name": "site",
+                "copyAssets": {"image": "a:1", "from": "/d", "volume": "v", "mode": "Link"},
+            }
+        ),
+        [
+            'spec.steps[0].copyAssets.mode: Unsupported value: "Link": supported values: '
+            '"Auto", "Copy", "Mount"',
+            NOT_ALL_CHECKED,
+        ],
+        id="copy-assets-unknown-mode",
     ),
     pytest.param(
         minimal(template={"metadata": {"labels": {"app": "x"}}}),

@@ -107,6 +107,60 @@ def test_pipeline_becomes_a_pod_with_one_init_container_per_step(
     assert condition(st, "Stalled")["status"] == "False"
 
 
+ASSETS = """
+apiVersion: initpipeline.io/v1alpha1
+kind: InitPipeline
+metadata:
+  name: {name}
+spec:
+  steps:
+    - name: site
+      copyAssets:
+        {{image: "localhost/initpipeline/assets-scratch:1", from: /dist, volume: html, {mode}}}
+  template:
+    spec:
+      schedulerName: initpipeline-tests-unscheduled
+      containers:
+        - name: web
+          image: localhost/initpipeline/httpd:1
+          volumeMounts: [{{name: html, mountPath: /www}}]
+"""
+
+
+def test_copy_assets_mount_is_an_image_volume_and_auto_copies_without_nodes(
+    operator: None, kubectl: Kubectl, namespace: str
+) -> None:
+    """The API server takes the image volume with its subPath; a cluster without nodes (no
+    runtime known to mount image volumes) makes Auto copy."""
+    apply(kubectl, namespace, ASSETS.format(name="mount", mode="mode: Mount"))
+    apply(kubectl, namespace, ASSETS.format(name="auto", mode=""))
+    by_pipeline = eventually(
+        lambda: (
+            len(found := pods(kubectl, namespace)) == 2
+            and {p["metadata"]["labels"]["initpipeline.io/pipeline"]: p for p in found}
+        )
+    )
+    mount, auto = by_pipeline["mount"]["spec"], by_pipeline["auto"]["spec"]
+    assert "initContainers" not in mount or mount["initContainers"] == []
+    assert {
+        "name": "initpipeline-assets-0",
+        "image": {
+            "reference": "localhost/initpipeline/assets-scratch:1",
+            "pullPolicy": "IfNotPresent",
+        },
+    } in mount["volumes"]
+    assert mount["containers"][0]["volumeMounts"][0] == {
+        "name": "initpipeline-assets-0",
+        "mountPath": "/www",
+        "readOnly": True,
+        "subPath": "dist",
+    }
+    assert [c["name"] for c in auto["initContainers"]] == ["initpipeline-tools", "site"]
+    for name, mode in (("mount", "Mount"), ("auto", "Copy")):
+        st = eventually(lambda n=name: (s := status(kubectl, namespace, n)).get("pods") and s)
+        assert (st["steps"][0]["state"], st["steps"][0]["mode"]) == ("Pending", mode)
+
+
 def test_service_target_is_released_once_it_has_ready_endpoints(
     operator: None, kubectl: Kubectl, namespace: str
 ) -> None:

@@ -238,6 +238,8 @@ ALLOWED = [
     ("create", "events"),
     # tenancy: may the Pods' ServiceAccount get a target? (operator/initpipeline/access.py)
     ("create", "subjectaccessreviews.authorization.k8s.io"),
+    # copyAssets Auto: do the nodes' runtimes mount image volumes? (at start-up)
+    ("list", "nodes"),
 ]
 REFUSED = [
     ("get", "secrets"),
@@ -262,7 +264,8 @@ REFUSED = [
     ("create", "rolebindings.rbac.authorization.k8s.io"),
     ("escalate", "clusterroles.rbac.authorization.k8s.io"),
     ("patch", "events"),
-    ("list", "nodes"),
+    ("get", "nodes"),
+    ("watch", "nodes"),
     # It asks about a target; it reads no RBAC object and asks no namespaced review.
     ("list", "rolebindings.rbac.authorization.k8s.io"),
     ("get", "roles.rbac.authorization.k8s.io"),

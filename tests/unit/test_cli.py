@@ -19,9 +19,11 @@ pytestmark = pytest.mark.unit
 EXAMPLES = Path(__file__).parents[2] / "deploy" / "examples"
 
 
-def render(path: Path | str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def render(
+    path: Path | str, stdin: str | None = None, *flags: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "initpipeline.cli", "render", "-f", str(path)],
+        [sys.executable, "-m", "initpipeline.cli", "render", "-f", str(path), *flags],
         capture_output=True, text=True, input=stdin, timeout=60,
     )  # fmt: skip
 
@@ -38,6 +40,27 @@ def test_render_prints_the_pods_the_operator_creates() -> None:
     ]
     assert printed == expected
     assert [p["metadata"]["name"].rsplit("-", 2)[0] for p in printed] == ["site", "site-scratch"]
+
+
+def test_render_says_how_each_copy_assets_step_gets_its_files() -> None:
+    path = EXAMPLES / "17-copy-assets-mount.yaml"
+    plain, mounting = render(path), render(path, None, "--image-volumes")
+
+    assert plain.stdout.splitlines()[:3] == [
+        "# assets-copy: copyAssets step assets: Copy (mode Copy)",
+        "# assets-mount: copyAssets step assets: Mount (mode Mount)",
+        "# assets-auto: copyAssets step assets: Copy (mode Auto)",
+    ]
+    assert (
+        mounting.stdout.splitlines()[2]
+        == "# assets-auto: copyAssets step assets: Mount (mode Auto)"
+    )
+    auto = list(yaml.safe_load_all(mounting.stdout))[2]
+    assert [c["name"] for c in auto["spec"]["initContainers"]] == []
+    assert auto["spec"]["volumes"][-1] == {
+        "name": "initpipeline-assets-0",
+        "image": {"reference": "localhost/initpipeline/assets-scratch:1"},
+    }
 
 
 def test_render_skips_other_kinds_in_the_file() -> None:

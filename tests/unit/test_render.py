@@ -518,3 +518,121 @@ def test_every_step_type_renders() -> None:
     assert kinds == set(StepType)
     containers = init_containers(render_pod(pipeline, 0, IMAGE))
     assert set(containers) == {step.name for step in pipeline.spec.steps} | {TOOLS_CONTAINER}
+
+
+# --------------------------------------------------------------------------- copyAssets Mount
+
+WEB_TEMPLATE = {
+    "spec": {
+        "containers": [
+            {
+                "name": "web",
+                "image": "httpd:1",
+                "volumeMounts": [{"name": "site", "mountPath": "/www"}],
+            },
+            {"name": "other", "image": "other:1"},
+        ]
+    }
+}
+
+
+def mount_pipeline(mode: str, path: str = "") -> Pipeline:
+    assets = {"image": "assets:1", "from": "/dist", "volume": "site", "mode": mode}
+    if path:
+        assets["path"] = path
+    steps = [
+        {
+            "name": "before",
+            "run": {"image": "x:1", "volumeMounts": [{"name": "site", "mountPath": "/s"}]},
+        },
+        {"name": "assets", "copyAssets": assets},
+        {
+            "name": "after",
+            "run": {"image": "y:1", "volumeMounts": [{"name": "site", "mountPath": "/s"}]},
+        },
+    ]
+    return pipeline_of(steps, template=WEB_TEMPLATE)
+
+
+def test_mount_mode_renders_an_image_volume_instead_of_the_tools_and_copy_containers() -> None:
+    pod = render_pod(mount_pipeline("Mount"), 0, IMAGE)
+
+    assert list(init_containers(pod)) == ["before", "after"]
+    assert volumes(pod)["initpipeline-assets-1"] == {
+        "name": "initpipeline-assets-1",
+        "image": {"reference": "assets:1"},
+    }
+    assert TOOLS_VOLUME not in volumes(pod)
+
+
+def test_mount_mode_puts_the_assets_at_path_in_later_containers_that_mount_the_volume() -> None:
+    pod = render_pod(mount_pipeline("Mount", path="static/"), 0, IMAGE)
+    assets_mount = {"name": "initpipeline-assets-1", "readOnly": True, "subPath": "dist"}
+
+    assert init_containers(pod)["before"]["volumeMounts"] == [{"name": "site", "mountPath": "/s"}]
+    assert init_containers(pod)["after"]["volumeMounts"] == [
+        {"name": "site", "mountPath": "/s"},
+        {**assets_mount, "mountPath": "/s/static"},
+    ]
+    web, other = pod["spec"]["containers"]
+    assert web["volumeMounts"] == [
+        {"name": "site", "mountPath": "/www"},
+        {**assets_mount, "mountPath": "/www/static"},
+    ]
+    assert "volumeMounts" not in other
+
+
+def test_mount_mode_with_an_empty_path_takes_the_place_of_the_volume_mount() -> None:
+    pod = render_pod(mount_pipeline("Mount"), 0, IMAGE)
+
+    (web, _) = pod["spec"]["containers"]
+    assert web["volumeMounts"] == [
+        {"name": "initpipeline-assets-1", "mountPath": "/www", "readOnly": True, "subPath": "dist"}
+    ]
+
+
+def test_from_root_mounts_the_whole_image() -> None:
+    steps = [
+        {
+            "name": "a",
+            "copyAssets": {"image": "i:1", "from": "/", "volume": "site", "mode": "Mount"},
+        }
+    ]
+    pod = render_pod(pipeline_of(steps, template=WEB_TEMPLATE), 0, IMAGE)
+
+    assert pod["spec"]["containers"][0]["volumeMounts"] == [
+        {"name": "initpipeline-assets-0", "mountPath": "/www", "readOnly": True}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "image_volumes", "copied"),
+    [
+        ("Auto", False, True),
+        ("Auto", True, False),
+        ("Copy", True, True),
+        ("Mount", False, False),
+    ],
+)
+def test_auto_mounts_only_where_image_volumes_are_supported(
+    mode: str, image_volumes: bool, copied: bool
+) -> None:
+    pod = render_pod(mount_pipeline(mode), 0, IMAGE, image_volumes=image_volumes)
+
+    assert ("assets" in init_containers(pod)) is copied
+    assert ("initpipeline-assets-1" in volumes(pod)) is not copied
+
+
+def test_a_mount_of_the_volume_without_mount_path_is_left_for_the_api_server_to_refuse() -> None:
+    template = copy.deepcopy(WEB_TEMPLATE)
+    template["spec"]["containers"][0]["volumeMounts"] = [{"name": "site"}]
+    steps = [
+        {
+            "name": "a",
+            "copyAssets": {"image": "i:1", "from": "/d", "volume": "site", "mode": "Mount"},
+        }
+    ]
+
+    pod = render_pod(pipeline_of(steps, template=template), 0, IMAGE)
+
+    assert pod["spec"]["containers"][0]["volumeMounts"] == [{"name": "site"}]

@@ -1196,7 +1196,10 @@ def test_pod_creation_failure_still_shows_the_pods_that_exist() -> None:
 
 
 def test_unsupported_cluster_stalls() -> None:
-    message = "Kubernetes 1.27 is too old: InitPipeline needs 1.29 or newer (native sidecars)"
+    message = (
+        "Kubernetes 1.34 is not supported: InitPipeline is tested on 1.35 to 1.37 "
+        "and needs 1.35 or newer"
+    )
     status = derive(pipeline(), [], problems=Problems(unsupported_cluster=message))
 
     assert kstatus(status) == ("False", "UnsupportedCluster", "False", "True")
@@ -1446,3 +1449,69 @@ def test_step_running_again_after_a_failure_shows_the_restart() -> None:
     }
     assert kstatus(status) == ("False", "Initializing", "True", "False")
     assert status["message"] == "step 5/6 migrate: running myapp:migrations (restart 4)"
+
+
+# --------------------------------------------------------------------------- copyAssets Mount
+
+
+def mounted_pod(after_state: dict[str, Any]) -> tuple[Pipeline, dict[str, Any]]:
+    """A Pod whose copyAssets step mounts its image, its next step in `after_state`."""
+    body = example_body()
+    body["spec"]["steps"] = [
+        {
+            "name": "site",
+            "copyAssets": {"image": "a:1", "from": "/dist", "volume": "html", "mode": "Mount"},
+        },
+        {"name": "after", "run": {"image": "x:1"}},
+    ]
+    pipe = parse_pipeline(body)
+    pod = render_pod(pipe, 0, DEFAULT_STEP_IMAGE)
+    pod["status"] = {
+        "phase": "Pending",
+        "initContainerStatuses": [
+            {
+                "name": "after",
+                "ready": False,
+                "restartCount": 0,
+                "image": "x:1",
+                "state": after_state,
+            }
+        ],
+    }
+    return pipe, pod
+
+
+def test_a_mounted_copy_step_is_pending_until_the_pod_starts_its_first_container() -> None:
+    pipe, pod = mounted_pod({"waiting": {"reason": "PodInitializing"}})
+
+    status = derive_status(pipe, [pod], {}, None, NOW)
+
+    assert status["steps"][0] == {
+        "name": "site",
+        "type": "CopyAssets",
+        "state": "Pending",
+        "mode": "Mount",
+    }
+    assert status["progress"] == "0/2"
+
+
+def test_a_mounted_copy_step_succeeded_once_a_container_started() -> None:
+    pipe, pod = mounted_pod({"running": {"startedAt": "2026-12-06T11:00:00Z"}})
+
+    status = derive_status(pipe, [pod], {}, None, NOW)
+
+    assert status["steps"][0] == {
+        "name": "site",
+        "type": "CopyAssets",
+        "state": "Succeeded",
+        "mode": "Mount",
+        "message": "mounted a:1:/dist read-only at volume html",
+    }
+    assert status["progress"] == "1/2"
+    assert status["currentStep"] == "after"
+
+
+def test_a_copied_copy_step_says_copy() -> None:
+    status = derive(pipeline(), [recorded("ready")])
+
+    assert [s.get("mode") for s in status["steps"]] == [None, None, "Copy", None, None, None]

@@ -40,6 +40,7 @@ class StepView:
     restart_count: int | None = None
     reason: str | None = None
     message: str | None = None
+    mode: str | None = None  # copyAssets steps: Copy or Mount (`AssetsMode`)
 
     @property
     def problem(self) -> bool:
@@ -136,6 +137,7 @@ def step_entry(step: Step, view: StepView, waiting_on: Sequence[str] = ()) -> di
         "name": step.name,
         "type": step.type.value,
         "state": view.state.value,
+        "mode": view.mode,
         "startedAt": view.started_at,
         "finishedAt": view.finished_at,
         "exitCode": view.exit_code,

@@ -6,7 +6,8 @@ spec.retries replaced are reported apart) are the only ones counted. The represe
 whose steps `steps[]`, `progress` and `currentStep` describe, is the least advanced one: a
 Pod with a failed step first (it cannot progress until retried), then the fewest finished
 steps, then not Ready, then by name. A step is finished when it Succeeded; a sidecar once
-it started.
+it started. A copyAssets step that mounts its image volume (no container) is finished once
+any container of the Pod started: the kubelet sets up every volume first.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from initpipeline.fields import as_int, as_mapping, as_str, find_condition
-from initpipeline.names import DEADLINE_ANNOTATION, TOOLS_CONTAINER
+from initpipeline.names import DEADLINE_ANNOTATION, TOOLS_CONTAINER, assets_volume
 from initpipeline.revisions import attempt_of, is_current, revision_of, superseded
-from initpipeline.spec import Pipeline, StepType
+from initpipeline.spec import AssetsMode, Pipeline, Step, StepType
 from initpipeline.status.kubelet import STARTING, StepView, step_view, with_tools
 from initpipeline.status.states import Reason, StepState
 from initpipeline.status.text import deadline_exceeded, one_line
@@ -85,13 +86,31 @@ def pod_view(
         for entry in status.get("initContainerStatuses") or ()
     }
     tools = statuses.get(TOOLS_CONTAINER)
-    first_copy = next((s.name for s in pipeline.spec.steps if s.type is StepType.COPY_ASSETS), None)
+    volumes = {as_mapping(v).get("name") for v in as_mapping(pod.get("spec")).get("volumes") or ()}
+    mounted = {
+        i
+        for i, step in enumerate(pipeline.spec.steps)
+        if assets_volume(i) in volumes and step.copy_assets
+    }
+    first_copy = next(
+        (
+            s.name
+            for i, s in enumerate(pipeline.spec.steps)
+            if s.type is StepType.COPY_ASSETS and i not in mounted
+        ),
+        None,
+    )
     views = []
-    for step in pipeline.spec.steps:
+    for i, step in enumerate(pipeline.spec.steps):
+        if i in mounted:
+            views.append(_mounted_view(step, pod, phase))
+            continue
         view = step_view(step, statuses.get(step.name), phase, finishing)
         view = (once or {}).get(step.name, view)
         if step.name == first_copy and tools is not None:
             view = with_tools(view, step_view(step, tools, phase))
+        if step.type is StepType.COPY_ASSETS:
+            view = replace(view, mode=AssetsMode.COPY.value)
         views.append(view)
     restarts = sum(
         as_int(as_mapping(entry).get("restartCount")) or 0
@@ -113,6 +132,23 @@ def pod_view(
         attempt=attempt_of(pod),
         deadline_exceeded=expired,
     )
+
+
+def _mounted_view(step: Step, pod: Mapping[str, Any], phase: str) -> StepView:
+    """A mounted copyAssets step: done once any container started (or the Pod ran)."""
+    assets = step.copy_assets
+    assert assets is not None
+    status = as_mapping(pod.get("status"))
+    started = phase in ("Running", "Succeeded") or any(
+        set(as_mapping(as_mapping(entry).get("state"))) & {"running", "terminated"}
+        for key in ("initContainerStatuses", "containerStatuses")
+        for entry in status.get(key) or ()
+    )
+    if not started:
+        return StepView(mode=AssetsMode.MOUNT.value)
+    where = f"volume {assets.volume}" + (f"/{assets.path}" if assets.path else "")
+    message = f"mounted {assets.image}:{assets.from_} read-only at {where}"
+    return StepView(StepState.SUCCEEDED, True, message=message, mode=AssetsMode.MOUNT.value)
 
 
 def _deadline_failed(pipeline: Pipeline, views: list[StepView]) -> None:
