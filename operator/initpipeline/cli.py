@@ -21,7 +21,7 @@ from initpipeline.controller import PIPELINES
 from initpipeline.describe import describe
 from initpipeline.kube import EVENTS, PODS, ApiError, Kube, Obj, WatchExpired
 from initpipeline.names import PIPELINE_LABEL
-from initpipeline.render import render_jobs, render_pods
+from initpipeline.render import mounts_assets, render_jobs, render_pods
 from initpipeline.settings import DEFAULT_RENDER_IMAGE, Settings, SettingsError
 from initpipeline.spec import API_VERSION, KIND, InvalidSpec, parse_pipeline
 
@@ -57,7 +57,7 @@ def render(
     ]
     modes = [
         f"# {p.name}: copyAssets step {step.name}: "
-        f"{'Mount' if step.copy_assets.mounted(image_volumes) else 'Copy'} "
+        f"{'Mount' if mounts_assets(p.spec, step, image_volumes) else 'Copy'} "
         f"(mode {step.copy_assets.mode})\n"
         for p in pipelines
         for step in p.spec.steps

@@ -95,11 +95,10 @@ def is_own_echo(old: Obj | None, new: Obj | None, written: Mapping[str, Any] | N
     return same_meta and new.get("status") == written
 
 
-def pod_selector(shard_selector: str, label: str = PIPELINE_LABEL) -> str:
-    """The Pods to follow: the pipelines' (PIPELINE_LABEL; ONCE_LABEL: the Jobs of `once`
-    steps and their Pods), of this shard's pipelines only (their SHARD_LABEL is copied onto
-    their Pods and Jobs)."""
-    return f"{label},{shard_selector}" if shard_selector else label
+def pod_selector(shard_selector: str) -> str:
+    """The Pods to follow: the pipelines' (PIPELINE_LABEL), of this shard's pipelines only
+    (their SHARD_LABEL is copied onto their Pods)."""
+    return f"{PIPELINE_LABEL},{shard_selector}" if shard_selector else PIPELINE_LABEL
 
 
 def resync_after(status: Mapping[str, Any], now: datetime, resync_seconds: float) -> float:
@@ -234,7 +233,9 @@ class Controller:
                         f"{what} of once steps in {where}",
                         self._path(resource, namespace),
                         self._pod_changed,
-                        label_selector=pod_selector(self.settings.shard_selector, ONCE_LABEL),
+                        # Every shard's: a Job keeps the shard it was made for (its Pod's
+                        # labels cannot change), and the pipeline index picks ours.
+                        label_selector=ONCE_LABEL,
                         index=_pipeline_of,
                     )
                 )
@@ -507,26 +508,25 @@ class Controller:
                     raise
                 name = manifest["metadata"]["name"]
                 return created, f"{resource.kind.lower()} {name}: {error.message}"
-            if answer is None:  # it exists already
-                answer = await self._existing(resource, pipeline, manifest["metadata"]["name"])
+            if answer is None and resource is PODS:  # it exists already
+                answer = await self._existing_pod(pipeline, manifest["metadata"]["name"])
             if answer is not None:
                 created.append(answer)
                 writes.created[answer["metadata"]["name"]] = answer
         return created, None
 
-    async def _existing(self, resource: Resource, pipeline: Pipeline, name: str) -> Obj | None:
-        """A Pod (or Job) whose create was refused as existing, when it is the pipeline's:
-        one the informer has not shown yet, or one labelled for the shard the pipeline was in
-        before, handed over to this one (`shard_handover`) so that the informer follows it."""
-        path = resource.path(pipeline.namespace, name)
+    async def _existing_pod(self, pipeline: Pipeline, name: str) -> Obj | None:
+        """A Pod whose create was refused as existing, when it is the pipeline's: one the
+        informer has not shown yet, or one labelled for the shard the pipeline was in before,
+        handed over to this one (`shard_handover`) so that the informer follows it. (A Job's
+        create refused so is left to its informer, which follows every shard's Jobs.)"""
+        path = PODS.path(pipeline.namespace, name)
         found = await self.kube.get(path)
         if found is None or not owns(pipeline, found):
             return None
         handover = shard_handover(pipeline, found)
         if handover is not None:
-            log.info(
-                "%s %s/%s: taken over from another shard", resource.kind, pipeline.namespace, name
-            )
+            log.info("Pod %s/%s: taken over from another shard", pipeline.namespace, name)
             found = await self.kube.merge_patch(path, handover)
         return found
 

@@ -65,6 +65,7 @@ from initpipeline.spec import (
     DNS_LABEL,
     KIND,
     SHARD_LABEL,
+    AssetsMode,
     Pipeline,
     PipelineSpec,
     Step,
@@ -184,7 +185,7 @@ def render_pod(
         metadata["annotations"] = template_meta["annotations"]
     metadata["ownerReferences"] = _owned_by(pipeline)
     pod_spec: dict[str, Any] = template["spec"]
-    mounted = [i for i, step in enumerate(spec.steps) if _mounted(step, image_volumes)]
+    mounted = [i for i, step in enumerate(spec.steps) if mounts_assets(spec, step, image_volumes)]
     pod_spec["initContainers"] = _init_containers(pipeline, step_image, render_image, mounted)
     for position in mounted:
         _mount_assets(spec, position, pod_spec)
@@ -254,8 +255,35 @@ def _target_mount(volume: str) -> dict[str, Any]:
     return {"name": volume, "mountPath": TARGET_DIR}
 
 
-def _mounted(step: Step, image_volumes: bool) -> bool:
-    return step.copy_assets is not None and step.copy_assets.mounted(image_volumes)
+def mounts_assets(spec: PipelineSpec, step: Step, image_volumes: bool) -> bool:
+    """Whether a copyAssets step mounts its image instead of copying it: Mount, or Auto
+    where `image_volumes` and no container mounts the step's volume with a subPath (a
+    mounted image is placed at `path` of each mount of the volume, which a subPath mount
+    would not show where a copy puts the files)."""
+    assets = step.copy_assets
+    if assets is None or not assets.mounted(image_volumes):
+        return False
+    if assets.mode is AssetsMode.MOUNT:
+        return True
+    return not any(
+        isinstance(mount, dict) and mount.get("name") == assets.volume and mount.get("subPath")
+        for container in _containers_of(spec)
+        for mount in container.get("volumeMounts") or ()
+    )
+
+
+def _containers_of(spec: PipelineSpec) -> list[dict[str, Any]]:
+    """The template's containers and init containers, and the run and sidecar steps'
+    containers (any step's own volumeMounts included)."""
+    pod = spec.template.get("spec") or {}
+    found = [
+        c
+        for key in ("containers", "initContainers")
+        for c in pod.get(key) or ()
+        if isinstance(c, dict)
+    ]
+    found += [_user_container(step, step.run or step.sidecar or {}) for step in spec.steps]
+    return found
 
 
 def _mount_assets(spec: PipelineSpec, position: int, pod_spec: dict[str, Any]) -> None:

@@ -220,6 +220,7 @@ ALLOWED = [
     ("list", "initpipelines.initpipeline.io"),
     ("watch", "initpipelines.initpipeline.io"),
     ("patch", "initpipelines.initpipeline.io/status"),
+    ("get", "pods"),  # a create refused as existing: whose Pod is it? (shards)
     ("list", "pods"),
     ("watch", "pods"),
     ("create", "pods"),

@@ -642,6 +642,8 @@ def test_a_shards_operator_follows_its_pipelines_and_their_pods_only() -> None:
     asyncio.run(_started_and_closed(ctl))
     assert [i._selector for i in ctl.pipelines] == ["initpipeline.io/shard=s1"]
     assert [i._selector for i in ctl.pods] == ["initpipeline.io/pipeline,initpipeline.io/shard=s1"]
+    # once steps' Jobs and their Pods: every shard's (a Job keeps the shard it was made for)
+    assert [i._selector for i in (*ctl.jobs, *ctl.job_pods)] == ["initpipeline.io/once-of"] * 2
     # the Pods carry their pipeline's shard, so that selector finds them
     pod = render_pod(parse_pipeline(sharded_body("s1")), 0, "busybox")
     assert pod["metadata"]["labels"]["initpipeline.io/shard"] == "s1"
@@ -657,7 +659,7 @@ async def _started_and_closed(ctl: Controller) -> None:
     await asyncio.sleep(0)
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
-    for informer_ in (*ctl.pipelines, *ctl.pods):
+    for informer_ in (*ctl.pipelines, *ctl.pods, *ctl.jobs, *ctl.job_pods):
         await informer_.stop()
 
 

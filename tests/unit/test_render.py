@@ -636,3 +636,21 @@ def test_a_mount_of_the_volume_without_mount_path_is_left_for_the_api_server_to_
     pod = render_pod(pipeline_of(steps, template=template), 0, IMAGE)
 
     assert pod["spec"]["containers"][0]["volumeMounts"] == [{"name": "site"}]
+
+
+def test_auto_copies_where_a_container_mounts_the_volume_with_a_sub_path() -> None:
+    # A mounted image would land at `path` of the whole volume's mount; a subPath mount of
+    # the volume would not show it where a copy puts the files: Auto copies, Mount mounts.
+    template = copy.deepcopy(WEB_TEMPLATE)
+    template["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "site", "mountPath": "/www", "subPath": "static"}
+    ]
+
+    def pod(mode: str) -> dict[str, Any]:
+        assets = {"image": "i:1", "from": "/d", "volume": "site", "path": "static", "mode": mode}
+        steps = [{"name": "assets", "copyAssets": assets}]
+        return render_pod(pipeline_of(steps, template=template), 0, IMAGE, image_volumes=True)
+
+    assert "assets" in init_containers(pod("Auto"))
+    assert "initpipeline-assets-0" not in volumes(pod("Auto"))
+    assert "initpipeline-assets-0" in volumes(pod("Mount"))

@@ -108,9 +108,12 @@ namespace is watched, a Role in each watched namespace otherwise.
 # (initpipeline.io/released, the signal for API-side wait targets); past
 # spec.activeDeadlineSeconds it annotates a Pod (initpipeline.io/deadline-exceeded) and
 # lowers its activeDeadlineSeconds to 1, so the kubelet stops it.
+# application: a create refused because the Pod exists is followed by a get of it (the
+# informer has not shown it yet, or it still carries the shard label of the shard the
+# pipeline was moved from: then its label is patched).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch, create, delete, patch]
+  verbs: [get, list, watch, create, delete, patch]
 # application: a Pod past spec.activeDeadlineSeconds that no node has yet is marked Failed
 # (reason DeadlineExceeded; resourceVersion precondition), so it is never scheduled.
 - apiGroups: [""]
