@@ -46,8 +46,11 @@ EVERY_STEP_TYPE = {
             {"name": "fetch", "download": {
                 "url": "http://config-server/nginx.conf", "volume": "config",
                 "path": "nginx.conf"}},
+            # Copy: its tools and copy containers are what must be admitted (Auto would mount
+            # on a node whose runtime supports image volumes: no container then).
             {"name": "assets", "copyAssets": {
-                "image": "localhost/initpipeline/assets:1", "from": "/dist", "volume": "html"}},
+                "image": "localhost/initpipeline/assets:1", "from": "/dist", "volume": "html",
+                "mode": "Copy"}},
             {"name": "migrate", "run": {
                 "image": "docker.io/library/busybox:1.36.1-musl", "command": ["true"],
                 "securityContext": SECURE}},
