@@ -231,9 +231,13 @@ class Stream:
     def _read(self) -> None:
         first = True
         while not self._stopped.is_set():
-            proc = subprocess.Popen(
-                self._argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-            )
+            try:
+                proc = subprocess.Popen(
+                    self._argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+                )
+            except OSError:  # exec refused for a moment (EFAULT, seen in CI): try again
+                self._stopped.wait(0.1)
+                continue
             self._proc = proc
             if not first:
                 with self._lock:
